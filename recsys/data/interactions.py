@@ -1,0 +1,390 @@
+"""The one data object that travels: :class:`Interactions`.
+
+A float32 CSR matrix of users x items holding confidence weights, the raw<->index id maps and, when
+the log had them, one timestamp per (user, item) pair aligned to the CSR ``data`` order.
+Splits produce new ``Interactions`` that keep the same id maps, so every part of a split, every model
+and every metric speaks the same indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.errors import DataError, UnknownIdError
+
+Aggregate = Literal["sum", "max", "last", "count"]
+AGGREGATES: tuple[str, ...] = ("sum", "max", "last", "count")
+
+
+class IdMap:
+    """Bijection between raw ids (any hashable: int, str) and dense indices ``0..n-1``.
+
+    Parameters
+    ----------
+    ids : sequence
+        Raw ids in index order; must be unique.
+    kind : str
+        ``"user"`` or ``"item"``, used in error messages.
+    """
+
+    def __init__(self, ids: Sequence | np.ndarray, kind: str = "item") -> None:
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise DataError(f"{kind} ids must be one-dimensional, got shape {arr.shape}")
+        if arr.dtype.kind == "U":  # fixed-width unicode arrays truncate on assignment; keep objects
+            arr = arr.astype(object)
+        self.ids = arr
+        self.kind = kind
+        self._index = {_py(v): i for i, v in enumerate(arr.tolist())}
+        if len(self._index) != len(arr):
+            raise DataError(f"{kind} ids contain duplicates ({len(arr) - len(self._index)} repeated)")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, raw: object) -> bool:
+        return _py(raw) in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and len(self) == len(other) and bool(
+            np.all(self.ids == other.ids)
+        )
+
+    def __hash__(self) -> int:  # pragma: no cover - maps are compared, not hashed
+        return id(self)
+
+    def index(self, raw: object) -> int:
+        """Dense index of one raw id; raises :class:`UnknownIdError` if absent."""
+        try:
+            return self._index[_py(raw)]
+        except KeyError:
+            raise UnknownIdError(f"unknown {self.kind} id {raw!r}") from None
+
+    def get(self, raw: object, default: int = -1) -> int:
+        """Dense index of one raw id, or ``default`` if absent."""
+        return self._index.get(_py(raw), default)
+
+    def indices(self, raws: Iterable, *, missing: Literal["raise", "drop", "mark"] = "raise") -> np.ndarray:
+        """Dense indices of many raw ids.
+
+        Parameters
+        ----------
+        raws : iterable
+            Raw ids.
+        missing : {"raise", "drop", "mark"}
+            Unknown ids raise, are dropped, or map to -1.
+
+        Returns
+        -------
+        idx : (n,) int64
+        """
+        out = np.fromiter((self._index.get(_py(r), -1) for r in raws), dtype=np.int64)
+        if missing == "raise" and (out < 0).any():
+            bad = [r for r, i in zip(raws, out) if i < 0][:5]
+            raise UnknownIdError(f"unknown {self.kind} ids: {bad!r}{' ...' if (out < 0).sum() > 5 else ''}")
+        if missing == "drop":
+            out = out[out >= 0]
+        return out
+
+    def raw(self, idx: int | np.ndarray) -> object:
+        """Raw id(s) of dense index/indices."""
+        return self.ids[idx]
+
+
+def _py(v: object) -> object:
+    """Normalise numpy scalars to Python scalars so ``np.int64(3)`` and ``3`` are one key."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class Interactions:
+    """Implicit-feedback interactions: users x items confidence matrix plus id maps.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix, (n_users, n_items)
+        Confidence weights; converted to canonical float32 CSR (sorted indices, no duplicates).
+    user_ids, item_ids : sequence or IdMap
+        Raw ids in index order.
+    timestamps : (nnz,) float64, optional
+        One timestamp per stored entry, aligned to the canonical CSR ``data`` order.
+
+    Raises
+    ------
+    DataError
+        On NaN/inf or negative weights, or maps whose length does not match the matrix.
+    """
+
+    def __init__(
+        self,
+        matrix: sp.spmatrix | sp.sparray,
+        user_ids: Sequence | np.ndarray | IdMap,
+        item_ids: Sequence | np.ndarray | IdMap,
+        timestamps: np.ndarray | None = None,
+    ) -> None:
+        self.user_map = user_ids if isinstance(user_ids, IdMap) else IdMap(user_ids, "user")
+        self.item_map = item_ids if isinstance(item_ids, IdMap) else IdMap(item_ids, "item")
+        m = sp.csr_matrix(matrix, dtype=np.float32)
+        if m.shape != (len(self.user_map), len(self.item_map)):
+            raise DataError(
+                f"matrix shape {m.shape} does not match {len(self.user_map)} user ids x "
+                f"{len(self.item_map)} item ids"
+            )
+        if not m.has_canonical_format:
+            if timestamps is not None:
+                raise DataError("timestamps need a canonical CSR matrix; build with Interactions.from_arrays")
+            m.sum_duplicates()
+        if m.nnz and not np.isfinite(m.data).all():
+            raise DataError("interaction weights contain NaN or infinite values")
+        if m.nnz and (m.data < 0).any():
+            raise DataError("interaction weights must be non-negative")
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+            if timestamps.shape != (m.nnz,):
+                raise DataError(f"timestamps have shape {timestamps.shape}, expected ({m.nnz},)")
+        self.matrix: sp.csr_matrix = m
+        self.timestamps = timestamps
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Sequence | np.ndarray,
+        items: Sequence | np.ndarray,
+        weights: Sequence | np.ndarray | None = None,
+        timestamps: Sequence | np.ndarray | None = None,
+        *,
+        user_ids: Sequence | np.ndarray | IdMap | None = None,
+        item_ids: Sequence | np.ndarray | IdMap | None = None,
+        aggregate: Aggregate = "sum",
+        unknown: Literal["raise", "drop"] = "raise",
+    ) -> "Interactions":
+        """Build from parallel arrays of raw ids.
+
+        Duplicate (user, item) rows are aggregated: ``sum`` adds weights (repeat views count more),
+        ``max`` keeps the largest, ``last`` keeps the weight of the latest row (by timestamp, else
+        by order), ``count`` uses the number of rows. The pair's timestamp is always the earliest
+        one: the moment the user first engaged decides which side of a temporal cut the pair is on.
+
+        Parameters
+        ----------
+        users, items : (n,) raw ids
+        weights : (n,) float, optional
+            Defaults to 1.0 per row.
+        timestamps : (n,) numeric, optional
+        user_ids, item_ids : optional
+            Use these id maps (for example a training set's) instead of building new ones;
+            ids are otherwise sorted, so integer ids ``0..n-1`` map to themselves.
+        aggregate : {"sum", "max", "last", "count"}
+        unknown : {"raise", "drop"}
+            What to do with ids absent from given maps.
+        """
+        users = np.asarray(users)
+        items = np.asarray(items)
+        n = len(users)
+        if len(items) != n:
+            raise DataError(f"users ({n}) and items ({len(items)}) differ in length")
+        if aggregate not in AGGREGATES:
+            raise DataError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        w = np.ones(n, dtype=np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
+        if len(w) != n:
+            raise DataError(f"weights ({len(w)}) and users ({n}) differ in length")
+        if n and not np.isfinite(w).all():
+            raise DataError(f"interaction weights contain NaN or infinite values (row {int(np.argmin(np.isfinite(w)))})")
+        if n and (w < 0).any():
+            raise DataError(f"interaction weights must be non-negative (row {int(np.argmax(w < 0))})")
+        t = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        if t is not None and len(t) != n:
+            raise DataError(f"timestamps ({len(t)}) and users ({n}) differ in length")
+
+        umap = _as_map(user_ids, users, "user")
+        imap = _as_map(item_ids, items, "item")
+        u_idx = umap.indices(users, missing="mark")
+        i_idx = imap.indices(items, missing="mark")
+        bad = (u_idx < 0) | (i_idx < 0)
+        if bad.any():
+            if unknown == "raise":
+                r = int(np.argmax(bad))
+                which = "user" if u_idx[r] < 0 else "item"
+                raw = users[r] if which == "user" else items[r]
+                raise UnknownIdError(f"row {r}: unknown {which} id {raw!r} (not in the given id map)")
+            keep = ~bad
+            u_idx, i_idx, w = u_idx[keep], i_idx[keep], w[keep]
+            t = None if t is None else t[keep]
+        return cls._from_index_arrays(u_idx, i_idx, w, t, umap, imap, aggregate)
+
+    @classmethod
+    def _from_index_arrays(
+        cls,
+        u_idx: np.ndarray,
+        i_idx: np.ndarray,
+        w: np.ndarray,
+        t: np.ndarray | None,
+        umap: IdMap,
+        imap: IdMap,
+        aggregate: Aggregate = "sum",
+    ) -> "Interactions":
+        n_items = len(imap)
+        key = u_idx.astype(np.int64) * max(n_items, 1) + i_idx.astype(np.int64)
+        # Order rows by (pair, time) so "last" and "earliest timestamp" are positional.
+        order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")
+        key, w = key[order], w[order]
+        t = None if t is None else t[order]
+        uniq, start, counts = np.unique(key, return_index=True, return_counts=True)
+        if aggregate == "sum":
+            agg = np.add.reduceat(w, start) if len(w) else w
+        elif aggregate == "max":
+            agg = np.maximum.reduceat(w, start) if len(w) else w
+        elif aggregate == "last":
+            agg = w[start + counts - 1]
+        else:  # count
+            agg = counts.astype(np.float64)
+        ts = None if t is None else t[start]  # earliest, rows are time-sorted within a pair
+        rows, cols = np.divmod(uniq, max(n_items, 1))
+        m = sp.csr_matrix(
+            (agg.astype(np.float32), (rows, cols)), shape=(len(umap), n_items), dtype=np.float32
+        )
+        # uniq is sorted by (row, col), which is exactly canonical CSR order, so ts aligns with data.
+        m.sort_indices()
+        return cls(m, umap, imap, ts)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.user_map.ids
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.item_map.ids
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def n_users(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.nnz
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    def __repr__(self) -> str:
+        ts = ", timestamps" if self.timestamps is not None else ""
+        return f"Interactions({self.n_users} users x {self.n_items} items, {self.nnz} pairs{ts})"
+
+    def user_counts(self) -> np.ndarray:
+        """Interactions per user, (n_users,) int64."""
+        return np.diff(self.matrix.indptr).astype(np.int64)
+
+    def item_counts(self) -> np.ndarray:
+        """Interactions per item, (n_items,) int64."""
+        return np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
+
+    def active_users(self) -> np.ndarray:
+        """Indices of users with at least one interaction, (k,) int64."""
+        return np.flatnonzero(self.user_counts() > 0)
+
+    def user_items(self, user_idx: int) -> np.ndarray:
+        """Item indices of one user's interactions, (k,) int32, sorted."""
+        m = self.matrix
+        return m.indices[m.indptr[user_idx] : m.indptr[user_idx + 1]]
+
+    def to_coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Entries as arrays ``(user_idx, item_idx, weight, timestamp)`` in CSR order."""
+        m = self.matrix
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        return rows, m.indices.astype(np.int64), m.data.copy(), (
+            None if self.timestamps is None else self.timestamps.copy()
+        )
+
+    def pair_keys(self) -> np.ndarray:
+        """One int64 key per stored pair, ``user_idx * n_items + item_idx`` (CSR order)."""
+        rows, cols, _, _ = self.to_coo()
+        return rows * self.n_items + cols
+
+    # ------------------------------------------------------------------ derived sets
+    def subset(self, mask: np.ndarray) -> "Interactions":
+        """The entries where ``mask`` is true, keeping the same id maps.
+
+        Parameters
+        ----------
+        mask : (nnz,) bool, aligned to CSR data order.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.nnz,):
+            raise DataError(f"mask has shape {mask.shape}, expected ({self.nnz},)")
+        rows, cols, w, t = self.to_coo()
+        m = sp.csr_matrix(
+            (w[mask], (rows[mask], cols[mask])), shape=self.shape, dtype=np.float32
+        )
+        m.sort_indices()
+        return Interactions(m, self.user_map, self.item_map, None if t is None else t[mask])
+
+    def with_weights(self, matrix: sp.csr_matrix) -> "Interactions":
+        """Same ids and structure, new weights (e.g. a confidence transform)."""
+        return Interactions(matrix, self.user_map, self.item_map, self.timestamps)
+
+    def same_maps(self, other: "Interactions") -> bool:
+        """Whether ``other`` uses the same user and item id maps."""
+        return (self.user_map is other.user_map or self.user_map == other.user_map) and (
+            self.item_map is other.item_map or self.item_map == other.item_map
+        )
+
+    def to_frame(self):
+        """Entries as a polars DataFrame with columns user_id, item_id, weight[, timestamp]."""
+        import polars as pl
+
+        rows, cols, w, t = self.to_coo()
+        cols_ = {
+            "user_id": self.user_ids[rows].tolist(),
+            "item_id": self.item_ids[cols].tolist(),
+            "weight": w,
+        }
+        if t is not None:
+            cols_["timestamp"] = t
+        return pl.DataFrame(cols_)
+
+
+def _as_map(given: Sequence | np.ndarray | IdMap | None, raws: np.ndarray, kind: str) -> IdMap:
+    if isinstance(given, IdMap):
+        return given
+    if given is not None:
+        return IdMap(given, kind)
+    return IdMap(sorted_unique(raws), kind)
+
+
+def sorted_unique(raws: np.ndarray | Sequence) -> np.ndarray:
+    """Unique raw ids in a deterministic order (sorted; mixed types sorted by their string)."""
+    arr = np.asarray(raws)
+    if arr.dtype.kind in "iuf":
+        return np.unique(arr)
+    try:
+        return np.array(sorted(set(arr.tolist())), dtype=object)
+    except TypeError:  # mixed int/str ids
+        return np.array(sorted(set(arr.tolist()), key=str), dtype=object)
+
+
+def check_disjoint(a: Interactions, b: Interactions, names: tuple[str, str] = ("train", "test")) -> None:
+    """Raise :class:`~recsys.errors.SplitError` if two parts share a (user, item) pair or id maps differ."""
+    from recsys.errors import SplitError
+
+    if not a.same_maps(b):
+        raise SplitError(f"{names[0]} and {names[1]} use different id maps; build them from one split")
+    common = np.intersect1d(a.pair_keys(), b.pair_keys(), assume_unique=True)
+    if len(common):
+        u, i = divmod(int(common[0]), a.n_items)
+        raise SplitError(
+            f"{names[0]} and {names[1]} overlap in {len(common)} (user, item) pairs, e.g. user "
+            f"{a.user_ids[u]!r} item {a.item_ids[i]!r}; evaluation on seen pairs would leak"
+        )
