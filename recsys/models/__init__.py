@@ -1,0 +1,34 @@
+"""Recommenders sharing one contract (:class:`~recsys.models.base.Recommender`).
+
+``make_model(name, **params)`` builds one by its CLI name.
+"""
+
+from __future__ import annotations
+
+from recsys.models.als import ALS
+from recsys.models.base import Recommender, top_n
+from recsys.models.knn import ItemKNN, UserKNN
+from recsys.models.popularity import Popularity
+
+MODELS: dict[str, type[Recommender]] = {
+    "popularity": Popularity,
+    "itemknn": ItemKNN,
+    "userknn": UserKNN,
+    "als": ALS,
+}
+
+
+def make_model(name: str, **params) -> Recommender:
+    """A recommender by name (``popularity``, ``itemknn``, ``userknn``, ``als``, ...)."""
+    from recsys.errors import ConfigError
+
+    key = name.strip().lower()
+    if key not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    try:
+        return MODELS[key](**params)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameters for {name}: {exc}") from None
+
+
+__all__ = ["ALS", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]

@@ -1,0 +1,292 @@
+"""The one recommender contract every model shares.
+
+A model implements ``_fit`` and ``_score_users`` (dense scores for a batch of users over all items);
+this base class owns the rest: batching, top-n with seen-item filtering, ``items=`` restriction,
+pair scoring, cold users and items, and state for saving.
+
+Conventions
+-----------
+- ``user_idx`` are dense indices of the training :class:`~recsys.data.Interactions`. An index
+  outside ``0..n_users-1`` (or -1) is an unknown user: the model folds it in from the given
+  ``user_items`` row when it can (ALS, kNN, content), else answers with its cold-start fallback
+  (popularity). It never raises for an unknown user.
+- ``user_items`` (CSR) rows correspond to the requested users (one row for a single user), as in
+  the ``implicit`` library. ``None`` means "the training interactions of these users".
+- ``recommend`` returns ``(idx, scores)``: 1-D for one user, 2-D ``(b, n)`` for a batch; rows are
+  padded with ``-1`` / ``-inf`` when fewer than ``n`` items are eligible.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ConfigError, DataError, FitError, NotFittedError
+
+# Dense score blocks are capped at this many float32 cells (~256 MiB), so a users x items matrix
+# is never materialised beyond one batch.
+MAX_BLOCK_CELLS = 64 * 1024 * 1024
+
+
+def batch_size_for(n_items: int, requested: int | None = None) -> int:
+    """Users per scoring batch so that one dense (batch, n_items) block stays under the cap."""
+    cap = max(1, MAX_BLOCK_CELLS // max(n_items, 1))
+    return max(1, min(requested or 1024, cap))
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``n`` largest scores per row, best first.
+
+    Parameters
+    ----------
+    scores : (b, m) float32; ``-inf`` marks ineligible items.
+    n : int
+
+    Returns
+    -------
+    idx : (b, n) int64, -1 where fewer than n finite scores exist
+    values : (b, n) float32, -inf at padded positions
+    """
+    b, m = scores.shape
+    k = min(n, m)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(m), (b, m)).copy()
+    vals = np.take_along_axis(scores, part, axis=1)
+    # stable order: score descending, then item index ascending (deterministic ties)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    vals = np.take_along_axis(vals, order, axis=1)
+    idx[~np.isfinite(vals) & (vals < 0)] = -1
+    if k < n:
+        idx = np.pad(idx, ((0, 0), (0, n - k)), constant_values=-1)
+        vals = np.pad(vals, ((0, 0), (0, n - k)), constant_values=-np.inf)
+    return idx, vals.astype(np.float32)
+
+
+class Recommender:
+    """Base class. Subclasses set ``name`` and implement ``_fit`` and ``_score_users``.
+
+    Constructors only store settings; everything learned ends in ``_`` and is created by ``fit``.
+    """
+
+    name = "base"
+    #: whether the model uses item content features (the evaluation runner passes them)
+    uses_features = False
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
+        """Learn from training interactions (and item content features for content models).
+
+        Parameters
+        ----------
+        interactions : Interactions
+            Training data; its id maps define the index space of every later call.
+        item_features : ItemFeatures, optional
+            Rows aligned to ``interactions.item_ids`` (use ``ItemFeatures.align``).
+        """
+        if not isinstance(interactions, Interactions):
+            raise DataError(f"fit expects Interactions, got {type(interactions).__name__}")
+        if interactions.nnz == 0:
+            raise DataError("cannot fit on empty interactions")
+        self.train_ = interactions
+        self.n_users_, self.n_items_ = interactions.shape
+        self.item_popularity_ = interactions.item_counts().astype(np.float32)
+        self._fit(interactions, item_features)
+        return self
+
+    def recommend(
+        self,
+        user_idx: int | np.ndarray,
+        user_items: sp.csr_matrix | None = None,
+        n: int = 10,
+        filter_seen: bool = True,
+        items: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items for one user or a batch.
+
+        Parameters
+        ----------
+        user_idx : int or (b,) int
+            Dense user indices; unknown users (-1 or >= n_users) get cold-start answers.
+        user_items : CSR (1 or b, n_items), optional
+            The users' interactions, row per requested user; default their training rows.
+            Used to filter seen items and to fold in unknown users.
+        n : int
+            List length.
+        filter_seen : bool
+            Exclude items in ``user_items`` (default True).
+        items : (m,) int, optional
+            Restrict the candidates to these item indices.
+        batch_size : int, optional
+            Users per dense scoring block (capped so a block stays under ~256 MiB).
+
+        Returns
+        -------
+        idx : (n,) or (b, n) int64
+        scores : (n,) or (b, n) float32
+        """
+        self._check_fitted()
+        single = np.ndim(user_idx) == 0
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
+        rows = self._user_rows(users, user_items)
+        cand = None
+        if items is not None:
+            cand = np.unique(np.asarray(items, dtype=np.int64))
+            if len(cand) and (cand.min() < 0 or cand.max() >= self.n_items_):
+                raise DataError(f"items= contains indices outside 0..{self.n_items_ - 1}")
+        bs = batch_size_for(self.n_items_ if cand is None else len(cand), batch_size)
+        out_idx = np.empty((len(users), n), dtype=np.int64)
+        out_val = np.empty((len(users), n), dtype=np.float32)
+        for start in range(0, len(users), bs):
+            sl = slice(start, start + bs)
+            block = rows[sl]
+            scores = self.scores(users[sl], block)
+            if filter_seen:
+                _mask_csr(scores, block)
+            if cand is not None:
+                scores = scores[:, cand]
+            idx, val = top_n(scores, n)
+            if cand is not None:
+                idx = np.where(idx >= 0, cand[np.maximum(idx, 0)], -1)
+            out_idx[sl], out_val[sl] = idx, val
+        return (out_idx[0], out_val[0]) if single else (out_idx, out_val)
+
+    def scores(self, user_idx: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """Dense scores of a batch of users over all items, (b, n_items) float32.
+
+        Unknown users are folded in from ``user_items`` or get the cold fallback. Use
+        :meth:`recommend` for lists; this is the block the evaluation runner ranks exactly.
+        """
+        self._check_fitted()
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        rows = self._user_rows(users, user_items)
+        known = (users >= 0) & (users < self.n_users_)
+        if known.all():
+            return np.asarray(self._score_users(users, rows), dtype=np.float32)
+        out = np.empty((len(users), self.n_items_), dtype=np.float32)
+        if known.any():
+            out[known] = self._score_users(users[known], rows[np.flatnonzero(known)])
+        unk = np.flatnonzero(~known)
+        out[unk] = self._score_new_users(rows[unk])
+        return out
+
+    def score(self, user_idx: int | np.ndarray, item_idx: int | np.ndarray) -> np.ndarray:
+        """Scores of (user, item) pairs; arrays broadcast. Returns float32 of the broadcast shape."""
+        self._check_fitted()
+        u, i = np.broadcast_arrays(np.asarray(user_idx, dtype=np.int64), np.asarray(item_idx, dtype=np.int64))
+        flat_u, flat_i = u.ravel(), i.ravel()
+        if len(flat_i) and (flat_i.min() < 0 or flat_i.max() >= self.n_items_):
+            raise DataError(f"item indices outside 0..{self.n_items_ - 1}")
+        out = self._score_pairs(flat_u, flat_i)
+        return out.reshape(u.shape).astype(np.float32)
+
+    def similar_items(self, item_idx: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items most similar to ``item_idx`` (itself excluded), best first."""
+        self._check_fitted()
+        if not 0 <= int(item_idx) < self.n_items_:
+            raise DataError(f"item index {item_idx} outside 0..{self.n_items_ - 1}")
+        sims = np.asarray(self._item_similarities(int(item_idx)), dtype=np.float32).reshape(1, -1).copy()
+        sims[0, int(item_idx)] = -np.inf
+        idx, val = top_n(sims, n)
+        return idx[0], val[0]
+
+    def knows_user(self, user_idx: int) -> bool:
+        """Whether the user had training interactions (else answers are cold-start)."""
+        self._check_fitted()
+        return 0 <= user_idx < self.n_users_ and self.train_.matrix.indptr[user_idx + 1] > self.train_.matrix.indptr[user_idx]
+
+    def knows_item(self, item_idx: int) -> bool:
+        """Whether the item had training interactions (else the model scores it cold)."""
+        self._check_fitted()
+        return 0 <= item_idx < self.n_items_ and self.item_popularity_[item_idx] > 0
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor settings (JSON-serialisable)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _fit(self, interactions: Interactions, item_features) -> None:
+        raise NotImplementedError
+
+    def _score_users(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        """(b, n_items) scores of known users; ``rows`` are their interaction rows."""
+        raise NotImplementedError
+
+    def _score_new_users(self, rows: sp.csr_matrix) -> np.ndarray:
+        """(b, n_items) scores of users unknown at fit time from their interaction rows.
+
+        Default: the popularity fallback (same list for everyone).
+        """
+        return np.broadcast_to(self.item_popularity_, (rows.shape[0], self.n_items_)).copy()
+
+    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Default pair scoring through dense user rows, one block per distinct user batch."""
+        out = np.empty(len(users), dtype=np.float32)
+        uniq, inv = np.unique(users, return_inverse=True)
+        bs = batch_size_for(self.n_items_)
+        for start in range(0, len(uniq), bs):
+            block_users = uniq[start : start + bs]
+            s = self.scores(block_users)
+            sel = (inv >= start) & (inv < start + bs)
+            out[sel] = s[inv[sel] - start, items[sel]]
+        return out
+
+    def _item_similarities(self, item_idx: int) -> np.ndarray:
+        """(n_items,) similarity of every item to ``item_idx``; default co-occurrence cosine."""
+        x = self.train_.matrix
+        col = x[:, item_idx]
+        co = np.asarray((x.T @ col).todense()).ravel()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        return co / np.maximum(norms * norms[item_idx], 1e-12)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "train_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(interactions) first")
+
+    def _user_rows(self, users: np.ndarray, user_items: sp.csr_matrix | None) -> sp.csr_matrix:
+        if user_items is None:
+            known = (users >= 0) & (users < self.n_users_)
+            rows = self.train_.matrix[np.where(known, users, 0)]
+            if not known.all():  # unknown users without a history: empty rows
+                rows = rows.tolil()
+                for r in np.flatnonzero(~known):
+                    rows.rows[r] = []
+                    rows.data[r] = []
+                rows = rows.tocsr()
+            return rows
+        rows = sp.csr_matrix(user_items, dtype=np.float32)
+        if rows.shape != (len(users), self.n_items_):
+            raise DataError(
+                f"user_items has shape {rows.shape}; expected one row per requested user: "
+                f"({len(users)}, {self.n_items_})"
+            )
+        return rows
+
+    def _check_finite(self, *arrays: np.ndarray) -> None:
+        for a in arrays:
+            if not np.isfinite(a).all():
+                raise FitError(f"{type(self).__name__} fit produced NaN or infinite values; lower the learning rate or raise regularization")
+
+    def config_json(self) -> str:
+        """Model class and settings as JSON (for bundles and reports)."""
+        return json.dumps({"model": type(self).__name__, "params": self.get_params()}, default=str)
+
+
+def _mask_csr(scores: np.ndarray, rows: sp.csr_matrix) -> None:
+    """Set ``scores[r, j] = -inf`` for every stored entry (r, j) of ``rows``, in place."""
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    scores[r, rows.indices] = -np.inf

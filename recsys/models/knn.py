@@ -1,0 +1,150 @@
+"""Neighbourhood baselines: item-kNN and user-kNN with shrunk cosine similarity."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.errors import ConfigError
+from recsys.models.base import Recommender, batch_size_for
+
+
+def _col_norms(x: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel()).astype(np.float32)
+
+
+def _row_norms(x: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()).astype(np.float32)
+
+
+def _keep_top_k(dense: np.ndarray, k: int) -> sp.csr_matrix:
+    """Sparse copy of ``dense`` (b, m) keeping the ``k`` largest positive entries per row."""
+    b, m = dense.shape
+    k = min(k, m)
+    part = np.argpartition(-dense, k - 1, axis=1)[:, :k] if k < m else np.broadcast_to(np.arange(m), (b, m))
+    vals = np.take_along_axis(dense, part, axis=1)
+    keep = vals > 0
+    rows = np.repeat(np.arange(b), k).reshape(b, k)
+    return sp.csr_matrix((vals[keep], (rows[keep], part[keep])), shape=(b, m), dtype=np.float32)
+
+
+def _check(k: int, shrink: float) -> None:
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    if shrink < 0:
+        raise ConfigError(f"shrink must be >= 0, got {shrink}")
+
+
+class ItemKNN(Recommender):
+    """Item-based kNN: score(u, j) = sum over the user's items i of w_ui * sim(i, j).
+
+    sim(i, j) = x_i . x_j / (|x_i| |x_j| + shrink) over item columns of the training matrix; each
+    item keeps its ``k`` most similar neighbours. Shrinkage damps similarities supported by few users.
+
+    Parameters
+    ----------
+    k : int
+        Neighbours kept per item.
+    shrink : float
+        Shrinkage term added to the cosine denominator.
+    binary : bool
+        Use 0/1 interactions instead of weights for similarity and scoring.
+    """
+
+    name = "itemknn"
+
+    def __init__(self, k: int = 100, shrink: float = 10.0, binary: bool = True) -> None:
+        self.k = k
+        self.shrink = shrink
+        self.binary = binary
+
+    def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        if not self.binary:
+            return rows
+        out = rows.copy()
+        out.data[:] = 1.0
+        return out
+
+    def _fit(self, interactions, item_features) -> None:
+        _check(self.k, self.shrink)
+        x = self._matrix(interactions.matrix)
+        xt = x.T.tocsr()
+        norms = _col_norms(x)
+        n = interactions.n_items
+        blocks = []
+        # Similarity rows in blocks, so only (block, n_items) is ever dense.
+        for start in range(0, n, batch_size_for(n, 1024)):
+            stop = min(start + batch_size_for(n, 1024), n)
+            co = np.asarray((xt[start:stop] @ x).todense(), dtype=np.float32)
+            co /= norms[start:stop, None] * norms[None, :] + self.shrink + 1e-12
+            co[np.arange(stop - start), np.arange(start, stop)] = 0.0  # an item is not its own neighbour
+            blocks.append(_keep_top_k(co, self.k))
+        self.similarity_ = sp.vstack(blocks).tocsr()
+        self.item_norms_ = norms
+
+    def _score_users(self, users, rows) -> np.ndarray:
+        return np.asarray((self._matrix(rows) @ self.similarity_).todense(), dtype=np.float32)
+
+    def _score_new_users(self, rows) -> np.ndarray:
+        scores = self._score_users(None, rows)
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():  # nothing to go on: popularity
+            scores[empty] = self.item_popularity_
+        return scores
+
+    def _item_similarities(self, item_idx: int) -> np.ndarray:
+        x = self._matrix(self.train_.matrix)
+        co = np.asarray((x.T @ x[:, item_idx]).todense()).ravel()
+        return co / (self.item_norms_ * self.item_norms_[item_idx] + self.shrink + 1e-12)
+
+
+class UserKNN(Recommender):
+    """User-based kNN: score(u, j) = sum over the ``k`` most similar users v of sim(u, v) * x_vj.
+
+    Similarities are shrunk cosine over user rows; a new user is compared by their given history.
+
+    Parameters
+    ----------
+    k : int
+        Neighbours per user.
+    shrink : float
+    binary : bool
+    """
+
+    name = "userknn"
+
+    def __init__(self, k: int = 100, shrink: float = 10.0, binary: bool = True) -> None:
+        self.k = k
+        self.shrink = shrink
+        self.binary = binary
+
+    def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        if not self.binary:
+            return rows
+        out = rows.copy()
+        out.data[:] = 1.0
+        return out
+
+    def _fit(self, interactions, item_features) -> None:
+        _check(self.k, self.shrink)
+        self.x_ = self._matrix(interactions.matrix)
+        self.xt_ = self.x_.T.tocsr()
+        self.user_norms_ = _row_norms(self.x_)
+
+    def _neighbour_scores(self, rows: sp.csr_matrix, exclude: np.ndarray | None) -> np.ndarray:
+        rows = self._matrix(rows)
+        sims = np.asarray((rows @ self.xt_).todense(), dtype=np.float32)
+        sims /= _row_norms(rows)[:, None] * self.user_norms_[None, :] + self.shrink + 1e-12
+        if exclude is not None:  # a known user is not their own neighbour
+            sims[np.arange(len(exclude)), exclude] = 0.0
+        return np.asarray((_keep_top_k(sims, self.k) @ self.x_).todense(), dtype=np.float32)
+
+    def _score_users(self, users, rows) -> np.ndarray:
+        return self._neighbour_scores(rows, users)
+
+    def _score_new_users(self, rows) -> np.ndarray:
+        scores = self._neighbour_scores(rows, None)
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():
+            scores[empty] = self.item_popularity_
+        return scores
