@@ -71,6 +71,7 @@ def read_table(
         raise
     except Exception as exc:  # polars raises several exception types for malformed text
         raise DataError(f"cannot be read as a table: {_first_line(exc)}", path=str(path)) from exc
+    df = _drop_trailing_blank_rows(df)
     if df.height == 0:
         raise DataError("file has no data rows", path=str(path))
     missing = [c for c in required if c not in df.columns]
@@ -81,6 +82,33 @@ def read_table(
             path=str(path),
         )
     return df
+
+
+def _drop_trailing_blank_rows(df):
+    """Drop all-null rows at the end: polars reads trailing blank lines of a CSV as null rows."""
+    import polars as pl
+
+    if df.height == 0 or df.width == 0:
+        return df
+    blank = df.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
+    n = len(blank)
+    while n and blank[n - 1]:
+        n -= 1
+    return df.head(n) if n < df.height else df
+
+
+def columns_of(path: str | Path, separator: str = ",") -> list[str]:
+    """Column names of a CSV (its header line) or Parquet file, without reading the data."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file does not exist", path=str(path))
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline().rstrip("\r\n")
+    return [c.strip().strip('"') for c in header.split(separator)]
 
 
 def _read_multichar(path: Path, separator: str, has_header: bool, new_columns: Sequence[str] | None):
@@ -94,9 +122,14 @@ def _read_multichar(path: Path, separator: str, has_header: bool, new_columns: S
     else:
         header = list(new_columns) if new_columns else None
     rows = []
+    while lines and not lines[-1].strip():  # trailing blank lines
+        lines.pop()
     for n, ln in enumerate(lines):
         if not ln.strip():
-            continue
+            if header is not None:  # a blank line inside the data: a null row, reported by its line
+                rows.append([None] * len(header))
+                continue
+            raise DataError("blank line before the first data row", path=str(path), line=n + offset)
         parts = ln.split(separator)
         if header is None:
             header = [f"column_{i + 1}" for i in range(len(parts))]
@@ -119,12 +152,20 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def line_of(df, row: int, path: str | Path) -> int:
-    """Human line number of 0-based data row ``row``: header offset for CSV, 1-based for Parquet."""
-    return row + 1 if Path(path).suffix.lower() in PARQUET_SUFFIXES else row + 2
+def line_of(df, row: int, path: str | Path, *, has_header: bool = True) -> int:
+    """Human line number of 0-based data row ``row``: header offset for CSV, 1-based for Parquet.
+
+    ``has_header=False`` (a headerless text file such as MovieLens ``u.data``) makes the first data
+    row line 1.
+    """
+    if Path(path).suffix.lower() in PARQUET_SUFFIXES or not has_header:
+        return row + 1
+    return row + 2
 
 
-def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bool = False) -> np.ndarray:
+def parse_column(
+    df, column: str, kind: str, path: str | Path, *, allow_null: bool = False, has_header: bool = True
+) -> np.ndarray:
     """Parse one column to numbers, raising with the line of the first bad value.
 
     Parameters
@@ -137,6 +178,8 @@ def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bo
         For error messages.
     allow_null : bool
         Whether empty cells are allowed (they become NaN for floats).
+    has_header : bool
+        Whether the text file had a header line (decides the reported line numbers).
 
     Returns
     -------
@@ -150,7 +193,9 @@ def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bo
         nulls = nulls | (s.str.strip_chars() == "")
     if not allow_null and nulls.any():
         row = int(nulls.arg_max())
-        raise DataError("empty value", path=str(path), line=line_of(df, row, path), column=column)
+        raise DataError(
+            "empty value", path=str(path), line=line_of(df, row, path, has_header=has_header), column=column
+        )
     if kind in ("str",):
         return np.asarray(s.cast(pl.String).to_list(), dtype=object)
     if kind == "id":
@@ -158,7 +203,10 @@ def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bo
             return s.to_numpy().astype(np.int64)
         text = s.cast(pl.String).str.strip_chars()
         as_int = text.cast(pl.Int64, strict=False)
-        if as_int.null_count() == nulls.sum():
+        # "007" and "7" must stay two ids: integers only when the text is the integer's own spelling
+        if as_int.null_count() == nulls.sum() and bool(
+            (as_int.cast(pl.String) == text).fill_null(True).all()
+        ):
             return as_int.to_numpy().astype(np.int64)
         return np.asarray(text.to_list(), dtype=object)
     target = pl.Float64 if kind == "float" else pl.Int64
@@ -172,7 +220,7 @@ def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bo
         raise DataError(
             f"cannot parse {s[row]!r} as {'a number' if kind == 'float' else 'an integer'}",
             path=str(path),
-            line=line_of(df, row, path),
+            line=line_of(df, row, path, has_header=has_header),
             column=column,
         )
     out = parsed.to_numpy()
@@ -181,5 +229,10 @@ def parse_column(df, column: str, kind: str, path: str | Path, *, allow_null: bo
         finite = np.isfinite(out) | nulls.to_numpy()
         if not finite.all():
             row = int(np.argmin(finite))
-            raise DataError("NaN or infinite value", path=str(path), line=line_of(df, row, path), column=column)
+            raise DataError(
+                "NaN or infinite value",
+                path=str(path),
+                line=line_of(df, row, path, has_header=has_header),
+                column=column,
+            )
     return out

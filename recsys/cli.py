@@ -1,0 +1,226 @@
+"""The ``avrec`` command. Parses arguments, calls one core function, formats the result.
+
+Heavy imports happen inside the command functions so ``avrec --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from recsys import __version__
+from recsys.errors import AvrecError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return vals
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip().lower() for t in text.split(",") if t.strip()]
+
+
+def default_cache_dir() -> Path:
+    """``$AVREC_CACHE``, else ``./data/cache`` inside a checkout, else ``~/.cache/avrec``."""
+    env = os.environ.get("AVREC_CACHE")
+    if env:
+        return Path(env)
+    here = Path.cwd() / "data"
+    if here.is_dir() and (Path.cwd() / "pyproject.toml").exists():
+        return here / "cache"
+    return Path.home() / ".cache" / "avrec"
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from recsys.synthetic import generate_demo_catalog
+
+    cat = generate_demo_catalog(args.out, n_items=args.items, n_users=args.users, seed=args.seed,
+                                workers=args.workers)
+    print(f"demo catalog written to {Path(args.out).resolve()}")
+    print(f"  catalog:      {cat.catalog_csv}")
+    print(f"  interactions: {cat.interactions}")
+    print(f"  truth:        {cat.truth_json}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recsys.demo import run_demo
+
+    run_demo(
+        cache_dir=Path(args.cache) if args.cache else default_cache_dir(),
+        out_dir=Path(args.out),
+        n_items=args.items,
+        n_users=args.users,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _log_spec(args: argparse.Namespace):
+    from recsys.pipeline import LogSpec
+
+    if args.log is None:
+        return None
+    return LogSpec(path=args.log, user=args.user_col, item=args.item_col, timestamp=args.time_col,
+                   weight=args.weight_col, event=args.event_col, movielens=args.movielens,
+                   min_rating=args.min_rating)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from recsys import report
+    from recsys.pipeline import load_eval_data, parse_params, run_evaluation
+
+    console = Console()
+    data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size,
+                          args.seed, args.features)
+    s = data.info
+    console.print(f"[bold]{data.name}[/]: {s['users']} users x {s['items']} items; "
+                  + ", ".join(f"{p} {s[p]['interactions']}" for p in ("train", "val", "test") if p in s)
+                  + f"; cold test items {s['test']['cold_items']} ({s['test']['cold_interactions']} interactions)")
+    tune_models = args.models if args.tune == ["all"] else (args.tune or [])
+    results, _ = run_evaluation(
+        data, args.models, args.k, parse_params(args.param), tune_models, args.trials, args.tune_metric,
+        args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
+    )
+    for k in args.k:
+        report.print_table(results, k, title=f"{data.name} (k={k}; exact full ranking, train items excluded)",
+                           console=console)
+    for p in (args.json, args.report):
+        if p:
+            console.print(f"written: {Path(p).resolve()}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from recsys.data import Catalog
+    from features.extract import ExtractorConfig
+    from features.store import extract_catalog
+
+    catalog = Catalog.from_csv(args.catalog) if Path(args.catalog).is_file() else Catalog.scan(args.catalog)
+    config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
+                             cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
+    report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet)
+    print(report.summary())
+    return report.exit_code()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from recsys.pipeline import load_eval_data
+
+    data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size, args.seed)
+    print(json.dumps(data.info, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def _data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (one of --dataset or --log)")
+    g.add_argument("--dataset", metavar="DIR", help="split folder: train.csv, test.csv[, val.csv][, <modality>_feat.npy]")
+    g.add_argument("--log", metavar="FILE", help="interaction log (CSV/Parquet, or MovieLens with --movielens)")
+    g.add_argument("--split", default="temporal", choices=["temporal", "random", "loo", "cold-item"],
+                   help="how to split --log (default temporal)")
+    g.add_argument("--test-size", type=float, default=0.2, help="test share (default 0.2)")
+    g.add_argument("--val-size", type=float, default=0.1, help="validation share (default 0.1)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--user-col", default="user_id")
+    g.add_argument("--item-col", default="item_id")
+    g.add_argument("--time-col", default="timestamp", help="timestamp column, used when present")
+    g.add_argument("--weight-col", default=None)
+    g.add_argument("--event-col", default=None)
+    g.add_argument("--movielens", action="store_true", help="--log is a MovieLens u.data / ratings.dat / ratings.csv")
+    g.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as implicit positives")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avrec",
+        description="Multimodal audio-video recommendation: media features, ALS, hybrid ranking, "
+        "exact offline evaluation, serving.",
+    )
+    parser.add_argument("--version", action="version", version=f"avrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo catalog")
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--cache", default=None, help="demo catalog cache (default $AVREC_CACHE or data/cache)")
+    p.add_argument("--items", type=int, default=300)
+    p.add_argument("--users", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-data", help="generate a demo catalog of real media files and logs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--items", type=int, default=300)
+    p.add_argument("--users", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("evaluate", help="fit models and evaluate them with exact full ranking")
+    _data_options(p)
+    p.add_argument("--models", type=_names, default=["popularity", "itemknn", "als"],
+                   help="comma-separated: popularity,itemknn,userknn,als (default popularity,itemknn,als)")
+    p.add_argument("--k", type=_ints, default=[10, 20], help="cut-offs (default 10,20)")
+    p.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
+                   help="model parameter, repeatable (e.g. als.factors=256)")
+    p.add_argument("--tune", type=_names, nargs="?", const=["als"], default=None,
+                   help="random search on validation for these models (default als; 'all' for every model)")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--tune-metric", default=None, help="metric to maximise on val (default ndcg@<max k>)")
+    p.add_argument("--features", default=None, metavar="DIR", help="item features folder (avrec features)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write results JSON here")
+    p.add_argument("--report", default=None, metavar="DIR", help="write results.json, results.md and plots here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("features", help="extract fused audio+video item features from a media catalog")
+    p.add_argument("--catalog", required=True, help="catalog CSV (item_id,path,...) or a folder to scan")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    p.add_argument("--fps", type=float, default=1.0)
+    p.add_argument("--max-frames", type=int, default=16)
+    p.add_argument("--frame-size", type=int, default=112)
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--weights", default="none", help="none | path to a state_dict | torchvision weights name")
+    p.add_argument("--no-cnn", action="store_true", help="hand-crafted video descriptors only")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("info", help="summarise a dataset and its split")
+    _data_options(p)
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except AvrecError as exc:
+        print(f"avrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Run recommenders over held-out interactions with exact full ranking.
+
+Protocol (the one behind the published TikTok table): for every test user, score ALL items,
+exclude the user's training items only, rank, and compare the top-k with the user's held-out
+items. AUC is exact per user over every item the user has not interacted with in train.
+
+Segments split the *relevant* items, not the ranking: every user gets one list over all items,
+where warm and cold items compete, and
+
+- ``all``  counts every held-out item,
+- ``warm`` counts held-out items that have training interactions,
+- ``cold`` counts held-out items with none (items new at training time).
+
+A user enters a segment's averages only if they have held-out items in it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys import metrics as M
+from recsys.data.interactions import Interactions, check_disjoint
+from recsys.errors import ConfigError
+from recsys.models.base import Recommender, batch_size_for, top_n
+
+RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit_rate")
+SEGMENTS = ("all", "warm", "cold")
+
+
+@dataclass
+class EvalResult:
+    """Averages per segment for one model, plus the curves behind the plots.
+
+    ``segments[seg][f"{metric}@{k}"]`` and ``segments[seg]["auc"]`` are means over users with
+    held-out items in that segment; ``segments[seg]["users"]`` counts them.
+    """
+
+    model: str
+    segments: dict[str, dict[str, float]]
+    ks: tuple[int, ...]
+    recall_curve: dict[str, np.ndarray] = field(default_factory=dict)
+    roc_sample: tuple[np.ndarray, np.ndarray] | None = None
+    beyond_accuracy: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report format: top-level ``all`` metrics plus ``segments`` {warm, cold}."""
+        out: dict[str, Any] = dict(self.segments["all"])
+        out.update(self.beyond_accuracy)
+        out["segments"] = {s: self.segments[s] for s in SEGMENTS if s != "all" and s in self.segments}
+        out["seconds"] = round(self.seconds, 3)
+        out["params"] = self.params
+        return out
+
+
+class _Acc:
+    """Per-user metric values collected over batches."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[np.ndarray]] = {}
+
+    def add(self, name: str, v: np.ndarray) -> None:
+        self.values.setdefault(name, []).append(np.asarray(v, dtype=np.float64))
+
+    def get(self, name: str) -> np.ndarray:
+        parts = self.values.get(name)
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _restrict_columns(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """Copy of CSR ``rows`` keeping only entries whose column is marked in ``keep`` (n_items,)."""
+    r = rows.tocoo()
+    m = keep[r.col]
+    return sp.csr_matrix((r.data[m], (r.row[m], r.col[m])), shape=rows.shape)
+
+
+def evaluate(
+    model: Recommender,
+    train: Interactions,
+    test: Interactions,
+    *,
+    ks: tuple[int, ...] = (10, 20),
+    auc: bool = True,
+    segments: bool = True,
+    item_vectors: np.ndarray | None = None,
+    batch_size: int | None = None,
+    roc_negatives: int = 20,
+    seed: int = 0,
+) -> EvalResult:
+    """Evaluate a fitted model on ``test`` with exact full ranking.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted on ``train`` (same id maps).
+    train : Interactions
+        Items to exclude per user (the user's training items).
+    test : Interactions
+        Held-out interactions; must not overlap ``train`` (raises ``SplitError``).
+    ks : tuple of int
+        Cut-offs.
+    auc : bool
+        Compute exact per-user AUC (one comparison pass per batch).
+    segments : bool
+        Also report warm-item and cold-item segments.
+    item_vectors : (n_items, d) float, optional
+        For intra-list diversity.
+    batch_size : int, optional
+        Users per dense block; capped so one block stays under ~256 MiB.
+    roc_negatives : int
+        Negatives sampled per user for the ROC *plot* only (metrics are exact).
+    """
+    check_disjoint(train, test, ("train", "test"))
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"cut-offs must be positive integers, got {ks}")
+    t0 = time.perf_counter()
+    kmax = max(ks)
+    users = np.flatnonzero(test.user_counts() > 0)
+    warm_items = train.item_counts() > 0
+    seg_keep = {"all": None}
+    if segments:
+        seg_keep.update({"warm": warm_items, "cold": ~warm_items})
+    accs = {s: _Acc() for s in seg_keep}
+    auc_parts = {s: [] for s in seg_keep}
+    curves: dict[str, list[np.ndarray]] = {s: [] for s in seg_keep}
+    all_lists: list[np.ndarray] = []
+    rng = np.random.default_rng(seed)
+    roc_pos: list[np.ndarray] = []
+    roc_neg: list[np.ndarray] = []
+    train_m, test_m = train.matrix, test.matrix
+    bs = batch_size_for(train.n_items, batch_size)
+    for start in range(0, len(users), bs):
+        batch = users[start : start + bs]
+        excl = train_m[batch]
+        rel_all = test_m[batch]
+        scores = model.scores(batch, excl)
+        if auc:
+            for s, keep in seg_keep.items():
+                if keep is None:
+                    auc_parts[s].append(M.auc_counts(scores, rel_all, excl))
+                    continue
+                # held-out items outside the segment are neither positives nor negatives
+                rel = _restrict_columns(rel_all, keep)
+                other = _restrict_columns(rel_all, ~keep)
+                auc_parts[s].append(M.auc_counts(scores, rel, (excl + other).tocsr()))
+            if roc_negatives:
+                _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
+        _mask(scores, excl)
+        ranked, _ = top_n(scores, kmax)
+        all_lists.append(ranked)
+        for s, keep in seg_keep.items():
+            rel = rel_all if keep is None else _restrict_columns(rel_all, keep)
+            acc = accs[s]
+            n_rel = np.diff(rel.indptr)
+            acc.add("n_rel", n_rel)
+            for k in ks:
+                for name, values in M.ranking_metrics(ranked, rel, k, RANKING_METRICS).items():
+                    acc.add(f"{name}@{k}", values)
+            hits = M.hit_matrix(ranked, rel, kmax)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                curves[s].append(np.where(n_rel[:, None] > 0, np.cumsum(hits, axis=1) / n_rel[:, None], np.nan))
+
+    seg_out: dict[str, dict[str, float]] = {}
+    for s, acc in accs.items():
+        n_rel = acc.get("n_rel")
+        row: dict[str, float] = {"users": int((n_rel > 0).sum())}
+        for k in ks:
+            for name in RANKING_METRICS:
+                row[f"{name}@{k}"] = M.mean_over_users(acc.get(f"{name}@{k}"))
+        if auc:
+            correct = np.concatenate([p[0] for p in auc_parts[s]])
+            n_pos = np.concatenate([p[1] for p in auc_parts[s]])
+            n_neg = np.concatenate([p[2] for p in auc_parts[s]])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_user = np.where((n_pos > 0) & (n_neg > 0), correct / (n_pos * n_neg), np.nan)
+            row["auc"] = M.mean_over_users(per_user)
+            row["global_auc"] = M.global_auc(correct, n_pos, n_neg)
+        seg_out[s] = row
+
+    lists = np.concatenate(all_lists) if all_lists else np.empty((0, kmax), dtype=np.int64)
+    beyond = {
+        f"coverage@{kmax}": M.catalog_coverage(lists, train.n_items, kmax),
+        f"novelty@{kmax}": M.mean_over_users(
+            M.novelty(lists, train.item_counts(), kmax, n_users=len(train.active_users()))
+        ),
+    }
+    if item_vectors is not None:
+        beyond[f"diversity@{kmax}"] = M.mean_over_users(M.intra_list_diversity(lists, item_vectors, kmax))
+    curve = {s: _column_nanmean(np.concatenate(c) if c else np.empty((0, kmax))) for s, c in curves.items()}
+    roc = (np.concatenate(roc_pos), np.concatenate(roc_neg)) if roc_pos else None
+    return EvalResult(
+        model=getattr(model, "name", type(model).__name__),
+        segments=seg_out,
+        ks=ks,
+        recall_curve=curve,
+        roc_sample=roc,
+        beyond_accuracy=beyond,
+        seconds=time.perf_counter() - t0,
+        params=model.get_params(),
+    )
+
+
+def _column_nanmean(a: np.ndarray) -> np.ndarray:
+    """Mean of each column over finite rows; NaN for a column with none (no warning)."""
+    ok = ~np.isnan(a)
+    n = ok.sum(axis=0)
+    total = np.where(ok, a, 0.0).sum(axis=0)
+    return np.divide(total, n, out=np.full(a.shape[1], np.nan), where=n > 0)
+
+
+def _mask(scores: np.ndarray, rows: sp.csr_matrix) -> None:
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    scores[r, rows.indices] = -np.inf
+
+
+def _sample_roc(scores, rel, excl, n_neg, rng, pos_out, neg_out) -> None:
+    """Pooled positive scores and a few random unobserved items' scores per user (plot only)."""
+    r = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
+    pos_out.append(scores[r, rel.indices].astype(np.float32))
+    cand = rng.integers(0, scores.shape[1], size=(scores.shape[0], n_neg))
+    bad = np.zeros_like(cand, dtype=bool)
+    for m in (rel, excl):  # drop samples that hit observed items
+        keys = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)) * scores.shape[1] + m.indices
+        bad |= np.isin(np.arange(scores.shape[0])[:, None] * scores.shape[1] + cand, keys)
+    vals = np.take_along_axis(scores, cand, axis=1)[~bad]
+    neg_out.append(vals.astype(np.float32))

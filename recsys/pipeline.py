@@ -1,0 +1,182 @@
+"""End-to-end jobs behind the CLI: load data, split, (tune,) fit, evaluate, report.
+
+Each function takes plain arguments and returns what it produced, so the CLI stays a thin parser.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ConfigError, DataError
+from recsys.split import Split, make_split
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class LogSpec:
+    """Where and how to read an interaction log (CLI options of ``--log``)."""
+
+    path: str
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str | None = "timestamp"
+    weight: str | None = None
+    event: str | None = None
+    movielens: bool = False
+    min_rating: float | None = None
+
+
+@dataclass
+class EvalData:
+    """A split ready for evaluation, with optional item features aligned to its item map."""
+
+    name: str
+    split: Split
+    item_features: Any = None
+    info: dict = field(default_factory=dict)
+
+
+def load_log(spec: LogSpec) -> Interactions:
+    """Read a log per ``spec`` (MovieLens or generic CSV/Parquet)."""
+    from recsys.data import loaders
+
+    if spec.movielens:
+        return loaders.read_movielens(spec.path, min_rating=spec.min_rating)
+    from recsys.data.tables import columns_of
+
+    # Only ask for a timestamp column when the file has one, so logs without time still load.
+    ts = spec.timestamp if spec.timestamp and spec.timestamp in columns_of(spec.path) else None
+    return loaders.read_log(
+        spec.path, user=spec.user, item=spec.item, timestamp=ts, weight=spec.weight, event=spec.event,
+        min_weight=spec.min_rating,
+    )
+
+
+def load_eval_data(
+    dataset: str | None = None,
+    log: LogSpec | None = None,
+    split: str = "temporal",
+    test_size: float = 0.2,
+    val_size: float = 0.1,
+    seed: int = 0,
+    features: str | None = None,
+) -> EvalData:
+    """A split folder as it is, or a log split by ``split``; features aligned to the item map."""
+    from recsys.data import ItemFeatures
+
+    if (dataset is None) == (log is None):
+        raise ConfigError("give exactly one of --dataset DIR or --log FILE")
+    item_features = None
+    if dataset is not None:
+        from recsys.data.loaders import load_split_folder
+
+        ds = load_split_folder(dataset)
+        sp_ = Split(ds.train, ds.test, ds.val, name=f"folder:{Path(dataset).name}")
+        item_features = ds.item_features
+        name = Path(dataset).name
+    else:
+        x = load_log(log)
+        sp_ = make_split(x, split, test_size=test_size, val_size=val_size, seed=seed)
+        name = f"{Path(log.path).stem}:{split}"
+    if features is not None:
+        item_features = ItemFeatures.load(features)
+    if item_features is not None:
+        item_features = item_features.align(sp_.train.item_map)
+    return EvalData(name, sp_, item_features, sp_.summary())
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["als.factors=128", "itemknn.k=50"]`` -> ``{"als": {"factors": 128}, "itemknn": {"k": 50}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in pairs:
+        if "=" not in p or "." not in p.split("=", 1)[0]:
+            raise ConfigError(f"--param expects model.name=value, got {p!r}")
+        key, value = p.split("=", 1)
+        model, name = key.split(".", 1)
+        try:
+            v: Any = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        out.setdefault(model.strip().lower(), {})[name.strip()] = v
+    return out
+
+
+def run_evaluation(
+    data: EvalData,
+    models: Sequence[str],
+    ks: Sequence[int] = (10, 20),
+    params: dict[str, dict[str, Any]] | None = None,
+    tune_models: Sequence[str] = (),
+    n_trials: int = 20,
+    tune_metric: str | None = None,
+    report_dir: str | Path | None = None,
+    json_out: str | Path | None = None,
+    log: Log = print,
+    seed: int = 0,
+):
+    """Fit every model on train (tuning on val where asked), evaluate on test, write reports.
+
+    Returns
+    -------
+    results : list of EvalResult
+    tuned : dict of model -> TuneResult
+    """
+    from recsys import report
+    from recsys.evaluation import evaluate
+    from recsys.models import make_model
+    from recsys.tuning import tune
+
+    params = params or {}
+    split = data.split
+    tuned = {}
+    results = []
+    kmax = max(ks)
+    metric = tune_metric or f"ndcg@{kmax}"
+    for name in models:
+        p = dict(params.get(name, {}))
+        if name in tune_models:
+            if split.val is None:
+                raise ConfigError("--tune needs a validation part (val.csv, or --val-size > 0)")
+            log(f"tuning {name} on validation ({n_trials} trials, {metric})")
+            default = make_model(name).get_params()
+            tr = tune(name, split.train, split.val, n_trials=n_trials, metric=metric, seed=seed,
+                      base_params=p, include=[default], item_features=data.item_features, log=log)
+            tuned[name] = tr
+            p = tr.best["params"]
+            log(f"best {name} on val: {metric}={tr.best['score']:.4f} with {p}")
+            if report_dir:
+                tr.save(Path(report_dir) / f"tuning_{name}.json")
+        t0 = time.perf_counter()
+        model = make_model(name, **p).fit(split.train, data.item_features)
+        fit_s = time.perf_counter() - t0
+        r = evaluate(model, split.train, split.test, ks=ks, item_vectors=_diversity_vectors(data))
+        r.params = {**model.get_params(), "fit_seconds": round(fit_s, 3)}
+        r.seconds += fit_s
+        results.append(r)
+        a = r.segments["all"]
+        log(f"{name}: recall@{kmax}={a[f'recall@{kmax}']:.4f} ndcg@{kmax}={a[f'ndcg@{kmax}']:.4f} "
+            f"auc={a.get('auc', float('nan')):.4f} (fit {fit_s:.1f}s, total {r.seconds:.1f}s)")
+    meta = {"dataset": data.name, "split": data.info, "ks": list(ks)}
+    if json_out:
+        report.write_json(json_out, results, meta)
+    if report_dir:
+        report.write_report(report_dir, results, kmax, meta)
+    return results, tuned
+
+
+def _diversity_vectors(data: EvalData):
+    f = data.item_features
+    if f is None:
+        return None
+    try:
+        return f.matrix("fused")
+    except DataError:
+        first = next(iter(f.blocks), None)
+        return None if first is None else f.blocks[first]

@@ -1,0 +1,158 @@
+"""Evaluation reports: a rich console table, JSON, a markdown table and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.evaluation import EvalResult
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summary table at cut-off ``k``: all / warm / cold segments."""
+    header = ["model", f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", "auc",
+              f"warm recall@{k}", f"cold recall@{k}", "users", "seconds"]
+    rows = []
+    for r in results:
+        a = r.segments["all"]
+        w = r.segments.get("warm", {})
+        c = r.segments.get("cold", {})
+        rows.append([
+            r.model,
+            _fmt(a.get(f"recall@{k}", float("nan"))),
+            _fmt(a.get(f"ndcg@{k}", float("nan"))),
+            _fmt(a.get(f"precision@{k}", float("nan"))),
+            _fmt(a.get(f"map@{k}", float("nan"))),
+            _fmt(a.get("auc", float("nan"))),
+            _fmt(w.get(f"recall@{k}", float("nan"))),
+            _fmt(c.get(f"recall@{k}", float("nan"))) + (f" ({c['users']})" if c.get("users") else ""),
+            str(a.get("users", "")),
+            f"{r.seconds:.2f}",
+        ])
+    return header, rows
+
+
+def print_table(results: Sequence[EvalResult], k: int, title: str = "Evaluation", console=None) -> None:
+    """Print the summary table with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = table_rows(results, k)
+    t = Table(title=title)
+    for h in header:
+        t.add_column(h, justify="left" if h == "model" else "right")
+    for r in rows:
+        t.add_row(*r)
+    (console or Console()).print(t)
+
+
+def markdown_table(results: Sequence[EvalResult], k: int) -> str:
+    """The summary table as GitHub markdown."""
+    header, rows = table_rows(results, k)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def results_json(results: Sequence[EvalResult], extra: dict | None = None) -> dict[str, Any]:
+    """``{model: {"recall@20": .., "auc": .., "segments": {"warm": {..}, "cold": {..}}}}``."""
+    out: dict[str, Any] = {r.model: r.to_json() for r in results}
+    if extra:
+        out["_meta"] = extra
+    return out
+
+
+def write_json(path: str | Path, results: Sequence[EvalResult], extra: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results_json(results, extra), indent=2, default=_json_default, allow_nan=True))
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def write_report(directory: str | Path, results: Sequence[EvalResult], k: int, extra: dict | None = None) -> list[Path]:
+    """Write ``results.json``, ``results.md``, ``recall_at_k.png`` and ``roc.png`` into ``directory``."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = [write_json(d / "results.json", results, extra)]
+    md = d / "results.md"
+    md.write_text(markdown_table(results, k))
+    paths.append(md)
+    paths += plot_results(d, results)
+    return paths
+
+
+def plot_results(directory: Path, results: Sequence[EvalResult]) -> list[Path]:
+    """Recall@k curves (all and per segment) and ROC curves of pooled scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    segs = [s for s in ("all", "warm", "cold") if any(s in r.recall_curve for r in results)]
+    fig, axes = plt.subplots(1, len(segs), figsize=(4.5 * len(segs), 3.6), squeeze=False)
+    for ax, s in zip(axes[0], segs):
+        for r in results:
+            c = r.recall_curve.get(s)
+            if c is not None and np.isfinite(c).any():
+                ax.plot(np.arange(1, len(c) + 1), c, label=r.model)
+        ax.set_title(f"recall@k ({s} items)")
+        ax.set_xlabel("k")
+        ax.set_ylabel("recall")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    p = directory / "recall_at_k.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    out.append(p)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    for r in results:
+        if r.roc_sample is None or not len(r.roc_sample[0]) or not len(r.roc_sample[1]):
+            continue
+        fpr, tpr = roc_curve(*r.roc_sample)
+        ax.plot(fpr, tpr, label=f"{r.model} (AUC {r.segments['all'].get('auc', float('nan')):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC, pooled scores\n(negatives sampled for the plot; AUC in legend is exact)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = directory / "roc.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    out.append(p)
+    return out
+
+
+def roc_curve(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates over all thresholds of pooled scores."""
+    pos = pos[np.isfinite(pos)]
+    neg = neg[np.isfinite(neg)]
+    scores = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    order = np.argsort(-scores, kind="stable")
+    labels = labels[order]
+    tpr = np.concatenate([[0], np.cumsum(labels) / max(len(pos), 1)])
+    fpr = np.concatenate([[0], np.cumsum(1 - labels) / max(len(neg), 1)])
+    return fpr, tpr
