@@ -48,7 +48,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     print(f"demo catalog written to {Path(args.out).resolve()}")
     print(f"  catalog:      {cat.catalog_csv}")
     print(f"  interactions: {cat.interactions}")
-    print(f"  truth:        {cat.truth_json}")
+    print(f"  truth:        {cat.truth}")
     return 0
 
 

@@ -41,6 +41,10 @@ class Split:
             check_disjoint(self.train, self.val, ("train", "val"))
             check_disjoint(self.val, self.test, ("val", "test"))
 
+    def train_and_val(self) -> Interactions:
+        """Train plus validation: what a final model fits on once validation has chosen settings."""
+        return self.train if self.val is None else self.train.union(self.val)
+
     def summary(self) -> dict:
         """Counts per part, and how many test pairs fall on items cold in train."""
         train_items = self.train.item_counts() > 0

@@ -331,6 +331,19 @@ class Interactions:
         m.sort_indices()
         return Interactions(m, self.user_map, self.item_map, None if t is None else t[mask])
 
+    def union(self, other: "Interactions") -> "Interactions":
+        """Entries of both (same id maps required); a pair in both sums its weights."""
+        if not self.same_maps(other):
+            raise DataError("union needs Interactions with the same id maps (parts of one split)")
+        a, b = self.to_coo(), other.to_coo()
+        ts = None
+        if a[3] is not None and b[3] is not None:
+            ts = np.concatenate([a[3], b[3]])
+        return Interactions._from_index_arrays(
+            np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]),
+            np.concatenate([a[2], b[2]]).astype(np.float64), ts, self.user_map, self.item_map,
+        )
+
     def with_weights(self, matrix: sp.csr_matrix) -> "Interactions":
         """Same ids and structure, new weights (e.g. a confidence transform)."""
         return Interactions(matrix, self.user_map, self.item_map, self.timestamps)
