@@ -77,12 +77,10 @@ def _log_spec(args: argparse.Namespace):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from recsys import report
     from recsys.pipeline import load_eval_data, parse_params, run_evaluation
 
-    console = Console()
+    console = report.make_console()
     data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size,
                           args.seed, args.features)
     s = data.info

@@ -44,8 +44,6 @@ def run_demo(
     console=None,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to ``out_dir/summary.json``)."""
-    from rich.console import Console
-
     from recsys import report
     from recsys.data.loaders import read_log
     from recsys.evaluation import evaluate
@@ -53,7 +51,7 @@ def run_demo(
     from recsys.split import temporal_split
     from recsys.synthetic import ensure_demo_catalog
 
-    console = console or Console()
+    console = console or report.make_console()
     step = _Steps(console)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -43,9 +43,17 @@ def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[l
     return header, rows
 
 
+def make_console():
+    """A rich console; wide when output is not a terminal (logs, CI), so tables are not cut."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def print_table(results: Sequence[EvalResult], k: int, title: str = "Evaluation", console=None) -> None:
     """Print the summary table with rich."""
-    from rich.console import Console
     from rich.table import Table
 
     header, rows = table_rows(results, k)
@@ -54,7 +62,7 @@ def print_table(results: Sequence[EvalResult], k: int, title: str = "Evaluation"
         t.add_column(h, justify="left" if h == "model" else "right")
     for r in rows:
         t.add_row(*r)
-    (console or Console()).print(t)
+    (console or make_console()).print(t)
 
 
 def markdown_table(results: Sequence[EvalResult], k: int) -> str:
