@@ -32,7 +32,13 @@ class IdMap:
     """
 
     def __init__(self, ids: Sequence | np.ndarray, kind: str = "item") -> None:
-        arr = np.asarray(ids)
+        if isinstance(ids, np.ndarray):
+            arr = ids
+        else:
+            # Build object arrays directly from Python lists of str: numpy's fixed-width strings
+            # drop trailing NULs and would turn [1, "a"] into ["1", "a"].
+            seq = list(ids)
+            arr = np.asarray(seq, dtype=object) if any(isinstance(v, str) for v in seq) else np.asarray(seq)
         if arr.ndim != 1:
             raise DataError(f"{kind} ids must be one-dimensional, got shape {arr.shape}")
         if arr.dtype.kind == "U":  # fixed-width unicode arrays truncate on assignment; keep objects
@@ -40,6 +46,7 @@ class IdMap:
         self.ids = arr
         self.kind = kind
         self._index = {_py(v): i for i, v in enumerate(arr.tolist())}
+        self._lookup = None
         if len(self._index) != len(arr):
             raise DataError(f"{kind} ids contain duplicates ({len(arr) - len(self._index)} repeated)")
 
@@ -82,9 +89,16 @@ class IdMap:
         -------
         idx : (n,) int64
         """
-        out = np.fromiter((self._index.get(_py(r), -1) for r in raws), dtype=np.int64)
+        raws = raws if isinstance(raws, np.ndarray) else np.asarray(list(raws), dtype=object)
+        if self._lookup is None:  # a hashed index: vectorised lookups, ~100x faster than a loop
+            import pandas as pd
+
+            self._lookup = pd.Index(self.ids.astype(object) if self.ids.dtype.kind in "US" else self.ids)
+        if raws.dtype.kind in "US":
+            raws = raws.astype(object)
+        out = np.asarray(self._lookup.get_indexer(raws), dtype=np.int64) if len(raws) else np.empty(0, np.int64)
         if missing == "raise" and (out < 0).any():
-            bad = [r for r, i in zip(raws, out) if i < 0][:5]
+            bad = [_py(r) for r in raws[out < 0][:5]]
             raise UnknownIdError(f"unknown {self.kind} ids: {bad!r}{' ...' if (out < 0).sum() > 5 else ''}")
         if missing == "drop":
             out = out[out >= 0]
@@ -210,7 +224,7 @@ class Interactions:
                 r = int(np.argmax(bad))
                 which = "user" if u_idx[r] < 0 else "item"
                 raw = users[r] if which == "user" else items[r]
-                raise UnknownIdError(f"row {r}: unknown {which} id {raw!r} (not in the given id map)")
+                raise UnknownIdError(f"row {r}: unknown {which} id {_py(raw)!r} (not in the given id map)")
             keep = ~bad
             u_idx, i_idx, w = u_idx[keep], i_idx[keep], w[keep]
             t = None if t is None else t[keep]
@@ -399,5 +413,5 @@ def check_disjoint(a: Interactions, b: Interactions, names: tuple[str, str] = ("
         u, i = divmod(int(common[0]), a.n_items)
         raise SplitError(
             f"{names[0]} and {names[1]} overlap in {len(common)} (user, item) pairs, e.g. user "
-            f"{a.user_ids[u]!r} item {a.item_ids[i]!r}; evaluation on seen pairs would leak"
+            f"{_py(a.user_ids[u])!r} item {_py(a.item_ids[i])!r}; evaluation on seen pairs would leak"
         )
