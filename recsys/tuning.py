@@ -20,10 +20,12 @@ from recsys.errors import ConfigError
 # Each entry: ("choice", values) | ("loguniform", low, high) | ("int", low, high)
 SEARCH_SPACES: dict[str, dict[str, tuple]] = {
     "als": {
-        "factors": ("choice", [64, 128, 256, 384]),
-        "regularization": ("loguniform", 1e-3, 3.0),
-        "alpha": ("loguniform", 0.5, 80.0),
-        "iterations": ("choice", [10, 15, 20, 30]),
+        "factors": ("choice", [64, 128, 256]),
+        "regularization": ("loguniform", 1e-2, 500.0),
+        "alpha": ("loguniform", 0.5, 40.0),
+        "iterations": ("choice", [10, 15, 20]),
+        "weighting": ("choice", ["none", "bm25"]),
+        "bm25_b": ("choice", [0.25, 0.5, 0.75, 1.0]),
     },
     "itemknn": {"k": ("choice", [20, 50, 100, 200, 400]), "shrink": ("choice", [0.0, 5.0, 20.0, 100.0])},
     "userknn": {"k": ("choice", [20, 50, 100, 200, 400]), "shrink": ("choice", [0.0, 5.0, 20.0, 100.0])},

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from recsys.errors import ConfigError
 from recsys.models.base import Recommender
+from recsys.models.weighting import Weighting
 
 
 def confidence(matrix: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
@@ -50,19 +51,33 @@ class ALS(Recommender):
     num_threads : int
         implicit's solver threads (0 = all cores). BLAS is pinned to one thread during fits,
         as implicit requires; implicit parallelises over users itself.
+    weighting : {"none", "bm25", "tfidf"}
+        Re-weighting of the interaction matrix before confidences are formed
+        (:mod:`recsys.models.weighting`); new users are weighted with the training statistics.
+    bm25_k1, bm25_b : float
+        BM25 parameters.
+
+    Notes
+    -----
+    The defaults (BM25, strong regularization, small alpha) were chosen by random search on the
+    TikTok validation split; on sparse micro-video logs this regime beats the classic small-lambda
+    one by about 0.01 recall@20.
     """
 
     name = "als"
 
     def __init__(
         self,
-        factors: int = 128,
-        regularization: float = 0.05,
-        alpha: float = 10.0,
-        iterations: int = 15,
+        factors: int = 256,
+        regularization: float = 100.0,
+        alpha: float = 3.0,
+        iterations: int = 10,
         random_state: int = 0,
         use_gpu: str | bool = "auto",
         num_threads: int = 0,
+        weighting: str = "bm25",
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.5,
     ) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -71,6 +86,9 @@ class ALS(Recommender):
         self.random_state = random_state
         self.use_gpu = use_gpu
         self.num_threads = num_threads
+        self.weighting = weighting
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
 
     # ------------------------------------------------------------------ fitting
     def _validate(self) -> None:
@@ -102,7 +120,8 @@ class ALS(Recommender):
         self._validate()
         gpu = gpu_available() if self.use_gpu == "auto" else bool(self.use_gpu)
         model = self._new_implicit(gpu)
-        c = confidence(interactions.matrix, self.alpha)
+        self.weighting_ = Weighting(self.weighting, self.bm25_k1, self.bm25_b).fit(interactions.matrix)
+        c = self._confidence(interactions.matrix)
         with threadpool_limits(1, "blas"):
             model.fit(c, show_progress=False)
         if gpu:
@@ -112,6 +131,10 @@ class ALS(Recommender):
         self._check_finite(self.user_factors_, self.item_factors_)
         self.used_gpu_ = gpu
         self._implicit = model
+
+    def _confidence(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        """Weighted rows turned into confidences ``1 + alpha * w'``."""
+        return confidence(self.weighting_.transform(rows), self.alpha)
 
     def _cpu_model(self):
         """An implicit CPU model holding the fitted factors (for fold-in), built once."""
@@ -149,7 +172,7 @@ class ALS(Recommender):
         rows = sp.csr_matrix(rows, dtype=np.float32)
         b = rows.shape[0]
         with threadpool_limits(1, "blas"):
-            f = self._cpu_model().recalculate_user(np.arange(b), confidence(rows, self.alpha))
+            f = self._cpu_model().recalculate_user(np.arange(b), self._confidence(rows))
         return np.asarray(f, dtype=np.float32).reshape(b, self.factors)
 
     def _score_new_users(self, rows) -> np.ndarray:
