@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from recsys.models.als import ALS
 from recsys.models.base import Recommender, top_n
+from recsys.models.content import Content
 from recsys.models.knn import ItemKNN, UserKNN
 from recsys.models.popularity import Popularity
 
@@ -15,6 +16,7 @@ MODELS: dict[str, type[Recommender]] = {
     "itemknn": ItemKNN,
     "userknn": UserKNN,
     "als": ALS,
+    "content": Content,
 }
 
 
@@ -31,4 +33,4 @@ def make_model(name: str, **params) -> Recommender:
         raise ConfigError(f"bad parameters for {name}: {exc}") from None
 
 
-__all__ = ["ALS", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]
+__all__ = ["ALS", "Content", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]

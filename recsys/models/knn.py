@@ -35,7 +35,23 @@ def _check(k: int, shrink: float) -> None:
         raise ConfigError(f"shrink must be >= 0, got {shrink}")
 
 
-class ItemKNN(Recommender):
+class _Neighbourhood(Recommender):
+    """Settings and the binary/weighted view shared by the kNN models."""
+
+    def __init__(self, k: int, shrink: float, binary: bool) -> None:
+        self.k = k
+        self.shrink = shrink
+        self.binary = binary
+
+    def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
+        if not self.binary:
+            return rows
+        out = rows.copy()
+        out.data[:] = 1.0
+        return out
+
+
+class ItemKNN(_Neighbourhood):
     """Item-based kNN (Sarwar et al. 2001): score(u, j) = sum of sim(i, j) over the user's items i
     that are among the ``k`` nearest neighbours of the candidate item j.
 
@@ -56,16 +72,7 @@ class ItemKNN(Recommender):
     name = "itemknn"
 
     def __init__(self, k: int = 50, shrink: float = 50.0, binary: bool = True) -> None:
-        self.k = k
-        self.shrink = shrink
-        self.binary = binary
-
-    def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
-        if not self.binary:
-            return rows
-        out = rows.copy()
-        out.data[:] = 1.0
-        return out
+        super().__init__(k, shrink, binary)
 
     def _fit(self, interactions, item_features) -> None:
         _check(self.k, self.shrink)
@@ -102,7 +109,7 @@ class ItemKNN(Recommender):
         return co / (self.item_norms_ * self.item_norms_[item_idx] + self.shrink + 1e-12)
 
 
-class UserKNN(Recommender):
+class UserKNN(_Neighbourhood):
     """User-based kNN: score(u, j) = sum over the ``k`` most similar users v of sim(u, v) * x_vj.
 
     Similarities are shrunk cosine over user rows; a new user is compared by their given history.
@@ -117,17 +124,8 @@ class UserKNN(Recommender):
 
     name = "userknn"
 
-    def __init__(self, k: int = 50, shrink: float = 50.0, binary: bool = True) -> None:
-        self.k = k
-        self.shrink = shrink
-        self.binary = binary
-
-    def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
-        if not self.binary:
-            return rows
-        out = rows.copy()
-        out.data[:] = 1.0
-        return out
+    def __init__(self, k: int = 100, shrink: float = 10.0, binary: bool = True) -> None:
+        super().__init__(k, shrink, binary)
 
     def _fit(self, interactions, item_features) -> None:
         _check(self.k, self.shrink)
