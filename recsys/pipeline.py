@@ -154,7 +154,7 @@ def run_evaluation(
             if report_dir:
                 tr.save(Path(report_dir) / f"tuning_{name}.json")
         t0 = time.perf_counter()
-        model = make_model(name, **p).fit(split.train, data.item_features)
+        model = fit_model(make_model(name, **p), split.train, data.item_features, split.val)
         fit_s = time.perf_counter() - t0
         r = evaluate(model, split.train, split.test, ks=ks, item_vectors=_diversity_vectors(data))
         r.params = {**model.get_params(), "fit_seconds": round(fit_s, 3)}
@@ -169,6 +169,13 @@ def run_evaluation(
     if report_dir:
         report.write_report(report_dir, results, kmax, meta)
     return results, tuned
+
+
+def fit_model(model, train: Interactions, item_features=None, val: Interactions | None = None):
+    """Fit ``model``; models that learn from validation (the hybrid ranker) also get ``val``."""
+    if getattr(model, "uses_validation", False):
+        return model.fit(train, item_features, val=val)
+    return model.fit(train, item_features)
 
 
 def _diversity_vectors(data: EvalData):

@@ -43,15 +43,16 @@ from typing import Any
 
 import numpy as np
 
-from recsys.errors import ConfigError, MediaDecodeError
+from recsys.errors import AvrecError, ConfigError
 
-GENERATOR_VERSION = "demo-1.0"
+GENERATOR_VERSION = "demo-1.1"
 
 CATALOG_FILE = "catalog.csv"
 INTERACTIONS_FILE = "interactions.parquet"
 TRUTH_FILE = "truth.json"
 MEDIA_DIR = "media"
 COMPLETE_MARKER = ".complete"
+_SENSOR_NOISE = 1.0  # per-frame pixel noise (8-bit levels) on top of each item's fixed grain
 
 CATALOG_COLUMNS = ("item_id", "path", "title", "duration_s", "width", "height", "fps", "sample_rate")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "event", "weight")
@@ -310,13 +311,15 @@ def _users(p: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]
         "energy_pref": rng.uniform(0, 1, m),
         "energy_weight": rng.uniform(0.5, 2.0, m),
         "count": count,
-        "activity": rng.uniform(0.3, 1.0, m),
     }
 
 
 def _simulate(p: dict[str, Any], specs: list[dict], users: dict[str, np.ndarray],
               rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Sample the interaction log. Returns column arrays (index-based) and timing facts."""
+    """Sample the interaction log. Returns column arrays (index-based) and timing facts.
+
+    Dense users x items arrays are used throughout: fine for demo sizes (1e7 cells is ~100 MB).
+    """
     n, m = p["n_items"], p["n_users"]
     cluster = np.array([s["cluster"] for s in specs])
     energy = np.array([s["energy"] for s in specs])
@@ -418,11 +421,14 @@ def render_frames(video: dict[str, Any], n_frames: int, width: int, height: int,
     radius = rng.uniform(0.1, 0.2, n_shapes) * height
     hsv = np.empty((height, width, 3), dtype=np.uint8)
     hsv[..., 0] = np.uint8(round(video["hue"]) % 180)
+    # A fixed grain per item plus a little sensor noise: texture without making every frame a new
+    # picture for the encoder (fresh full-strength noise per frame tripled file size and time).
+    grain = rng.normal(0, video["noise"], (height, width))
     out = np.empty((n_frames, height, width, 3), dtype=np.uint8)
     for f in range(n_frames):
         phase = 2 * np.pi * f * speed * 0.05
         stripes = np.sin(2 * np.pi * video["stripe_freq"] * proj + phase)
-        v = video["val"] * (0.78 + 0.22 * stripes) + rng.normal(0, video["noise"], (height, width))
+        v = video["val"] * (0.78 + 0.22 * stripes) + grain + rng.normal(0, _SENSOR_NOISE, (height, width))
         hsv[..., 1] = np.uint8(min(255, video["sat"]))
         hsv[..., 2] = np.clip(v, 0, 255).astype(np.uint8)
         for s in range(n_shapes):
@@ -497,19 +503,27 @@ def encode_mp4(path: str | Path, frames: np.ndarray, fps: int, samples: np.ndarr
     samples : (n,) float32
     """
     import av
+    import cv2
 
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as container:
         v = container.add_stream("libx264", rate=fps)
         v.width, v.height = frames.shape[2], frames.shape[1]
         v.pix_fmt = "yuv420p"
-        # One thread per encoder: files are encoded in parallel, and x264 is then bit-reproducible.
-        v.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
+        # Bit-reproducible output: one thread per encoder (files are encoded in parallel anyway), and
+        # x264's C code paths: its AVX-512 kernels read uninitialised bytes past the end of small
+        # frames, so the bitstream changed with the heap's contents; x264's output also differs
+        # between SIMD levels, so only asm=0 gives the same bytes on every machine. It costs ~3x
+        # x264 time (~30 ms CPU per 3 s item with "veryfast"; "superfast" saves 13 ms but doubles size).
+        v.options = {"crf": "20", "preset": "veryfast", "threads": "1", "x264-params": "asm=0"}
         a = container.add_stream("aac", rate=sample_rate)
         a.layout = "mono"
         a.bit_rate = 64_000
+        a.options = {"aac_coder": "fast"}  # 4x faster than the default search, plenty for test tones
         for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            # Converted here (BT.601, limited range: what decoders assume for untagged video) so the
+            # encoder takes the planes as they are.
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
             frame.pts = i
             for packet in v.encode(frame):
                 container.mux(packet)
@@ -527,8 +541,8 @@ def encode_mp4(path: str | Path, frames: np.ndarray, fps: int, samples: np.ndarr
             container.mux(packet)
 
 
-def _write_item_media(task: dict[str, Any]) -> str:
-    """Render and encode one item (the unit of work of the process pool)."""
+def _write_item_media(task: dict[str, Any]) -> tuple[str, str | None]:
+    """Render and encode one item (the pool's unit of work). Returns ``(path, error or None)``."""
     try:
         n_frames = max(1, int(round(task["duration_s"] * task["fps"])))
         frames = render_frames(task["video"], n_frames, task["width"], task["height"], task["seed"])
@@ -536,15 +550,15 @@ def _write_item_media(task: dict[str, Any]) -> str:
         tmp = Path(task["path"]).with_suffix(".part.mp4")
         encode_mp4(tmp, frames, task["fps"], samples, task["sample_rate"])
         os.replace(tmp, task["path"])
-    except Exception as exc:  # re-raised with the file named; the pool turns it into one error
-        raise MediaDecodeError(task["path"], f"could not write demo media: {exc}") from exc
-    return task["item_id"]
+    except Exception as exc:  # reported by the parent; a plain string crosses process borders safely
+        return task["path"], f"{type(exc).__name__}: {exc}"
+    return task["path"], None
 
 
 def _write_media(tasks: list[dict[str, Any]], workers: int) -> None:
     if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            _write_item_media(task)
+        results = map(_write_item_media, tasks)
+        _raise_first_failure(results)
         return
     import multiprocessing as mp
 
@@ -552,8 +566,16 @@ def _write_media(tasks: list[dict[str, Any]], workers: int) -> None:
     ctx = mp.get_context("spawn")
     chunk = max(1, len(tasks) // (workers * 4))
     with ctx.Pool(min(workers, len(tasks))) as pool:
-        for _ in pool.imap_unordered(_write_item_media, tasks, chunksize=chunk):
-            pass
+        _raise_first_failure(pool.imap_unordered(_write_item_media, tasks, chunksize=chunk))
+
+
+def _raise_first_failure(results) -> None:
+    for path, error in results:
+        if error is not None:
+            raise AvrecError(
+                f"{path}: could not write demo media ({error}); the demo needs PyAV built with the "
+                "libx264 and aac encoders (the PyPI wheels of `av` have both)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,7 +617,7 @@ def generate_demo_catalog(
     ------
     ConfigError
         On an unknown or out-of-range parameter.
-    MediaDecodeError
+    AvrecError
         If a media file cannot be encoded.
     """
     import polars as pl
@@ -722,7 +744,11 @@ def ensure_demo_catalog(cache_dir: str | Path, *, workers: int | None = None, **
                 shutil.rmtree(tmp)
                 return final
             shutil.rmtree(final.root)
-        os.replace(tmp, final.root)
+        try:
+            os.replace(tmp, final.root)
+        except OSError:  # another process put a catalog there between our check and the rename
+            if not final.complete:
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
