@@ -90,13 +90,16 @@ class IdMap:
         idx : (n,) int64
         """
         raws = raws if isinstance(raws, np.ndarray) else np.asarray(list(raws), dtype=object)
-        if self._lookup is None:  # a hashed index: vectorised lookups, ~100x faster than a loop
-            import pandas as pd
+        import pandas as pd
 
-            self._lookup = pd.Index(self.ids.astype(object) if self.ids.dtype.kind in "US" else self.ids)
+        if self._lookup is None:  # a hashed index: vectorised lookups, ~100x faster than a loop
+            # object dtype for text: pandas' default pyarrow strings reject some valid Python str
+            numeric = self.ids.dtype.kind in "iuf"
+            self._lookup = pd.Index(self.ids if numeric else self.ids.astype(object), dtype=None if numeric else object)
         if raws.dtype.kind in "US":
             raws = raws.astype(object)
-        out = np.asarray(self._lookup.get_indexer(raws), dtype=np.int64) if len(raws) else np.empty(0, np.int64)
+        target = pd.Index(raws, dtype=object) if raws.dtype == object else raws
+        out = np.asarray(self._lookup.get_indexer(target), dtype=np.int64) if len(raws) else np.empty(0, np.int64)
         if missing == "raise" and (out < 0).any():
             bad = [_py(r) for r in raws[out < 0][:5]]
             raise UnknownIdError(f"unknown {self.kind} ids: {bad!r}{' ...' if (out < 0).sum() > 5 else ''}")

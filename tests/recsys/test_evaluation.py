@@ -90,7 +90,7 @@ def test_real_models_and_report(tmp_path):
     from recsys.split import random_split
 
     s = random_split(x, 0.2, seed=0)
-    results = [evaluate(m.fit(s.train), s.train, s.test, ks=(5, 10)) for m in (Popularity(), ALS(factors=6, iterations=8))]
+    results = [evaluate(m.fit(s.train), s.train, s.test, ks=(5, 10)) for m in (Popularity(), ALS(factors=6, iterations=8, regularization=0.05, alpha=10.0, weighting="none"))]
     pop, als = (r.segments["all"] for r in results)
     assert als["recall@10"] > pop["recall@10"], "ALS must beat popularity on planted tastes"
     assert als["auc"] > 0.8
