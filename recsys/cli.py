@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from recsys import __version__
-from recsys.errors import AvrecError
+from recsys.errors import AvrecError, ConfigError
 
 
 def _ints(text: str) -> list[int]:
@@ -102,14 +102,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from recsys.data import Catalog
     from features.extract import ExtractorConfig
+    from features.fusion import FusionConfig
     from features.store import extract_catalog
+    from recsys.data import Catalog
 
     catalog = Catalog.from_csv(args.catalog) if Path(args.catalog).is_file() else Catalog.scan(args.catalog)
     config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
                              cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
-    report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet)
+    weights = None
+    if args.fusion_weights:
+        try:
+            weights = {k.strip(): float(v) for k, v in (p.split("=") for p in args.fusion_weights.split(","))}
+        except ValueError:
+            raise ConfigError(f"--fusion-weights expects name=value,...; got {args.fusion_weights!r}") from None
+    fusion = FusionConfig(method=args.fusion, weights=weights, dim=args.fusion_dim)
+    report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
+                             fusion=fusion, retry_failed=args.retry_failed)
     print(report.summary())
     return report.exit_code()
 
@@ -195,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--weights", default="none", help="none | path to a state_dict | torchvision weights name")
     p.add_argument("--no-cnn", action="store_true", help="hand-crafted video descriptors only")
+    p.add_argument("--fusion", default="concat", choices=["concat", "weighted", "pca"],
+                   help="how blocks are fused into one vector per item (default concat)")
+    p.add_argument("--fusion-weights", default=None, metavar="NAME=W,...",
+                   help="per-block or per-modality weights for --fusion weighted (e.g. audio=1,video=0.5)")
+    p.add_argument("--fusion-dim", type=int, default=None, help="output size for --fusion pca")
+    p.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_features)
 
