@@ -88,6 +88,11 @@ def load_eval_data(
     if features is not None:
         item_features = ItemFeatures.load(features)
     if item_features is not None:
+        if item_features.fused is None:
+            # split folders ship raw modality blocks; fuse them (per-block z-score + L2, concat)
+            from features.fusion import fuse
+
+            item_features = fuse(item_features, method="concat")
         item_features = item_features.align(sp_.train.item_map)
     return EvalData(name, sp_, item_features, sp_.summary())
 

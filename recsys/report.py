@@ -22,7 +22,7 @@ def _fmt(v: Any) -> str:
 def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table at cut-off ``k``: all / warm / cold segments."""
     header = ["model", f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", "auc",
-              f"warm recall@{k}", f"cold recall@{k}", "users", "seconds"]
+              f"warm recall@{k}", f"cold recall@{k} (users)", "users", "seconds"]
     rows = []
     for r in results:
         a = r.segments["all"]
