@@ -10,7 +10,13 @@
 4. **Ranker**: gradient boosting (or logistic regression) trained on *validation* interactions as
    positives against hard negatives drawn from the same candidate pools (never on test). When no
    validation part is given, the latest 20% of each user's training interactions (random 20% if
-   there are no timestamps) play that role and the components are refitted on everything after.
+   there are no timestamps) play that role.
+5. **Cold-start simulation**: validation periods rarely contain items that were cold at training
+   time, so a ranker trained naively learns that "cold" means "never relevant". The ranker's
+   training features therefore come from components fitted with a random share
+   (``cold_simulation``) of the items' training interactions removed: validation positives on those
+   items look exactly like cold items at serving time (no CF signal, bridge factors from media).
+   The components are then refitted on all training interactions for serving.
 
 Items outside a user's candidate pool keep the ALS order below every candidate, so the full
 ranking (and exact AUC) stays defined.
@@ -60,6 +66,8 @@ class Hybrid(Recommender):
     ranker : {"gbm", "logistic"}
     n_negatives : int
         Negatives per positive when training the ranker (hard ones from the candidate pool).
+    cold_simulation : float
+        Share of warm items made cold while building the ranker's training data (0 disables).
     als_params, bridge_params, content_params : dict, optional
         Settings of the components.
     seed : int
@@ -75,6 +83,7 @@ class Hybrid(Recommender):
         n_candidates: int = 100,
         ranker: str = "gbm",
         n_negatives: int = 20,
+        cold_simulation: float = 0.2,
         als_params: dict | None = None,
         bridge_params: dict | None = None,
         content_params: dict | None = None,
@@ -84,6 +93,7 @@ class Hybrid(Recommender):
         self.n_candidates = n_candidates
         self.ranker = ranker
         self.n_negatives = n_negatives
+        self.cold_simulation = cold_simulation
         self.als_params = als_params
         self.bridge_params = bridge_params
         self.content_params = content_params
@@ -120,16 +130,30 @@ class Hybrid(Recommender):
         if val is None:
             inner = (temporal_split(interactions, 0.2, per_user=True) if interactions.timestamps is not None
                      else random_split(interactions, 0.2, seed=self.seed))
-            self._fit_components(inner.train, item_features)
-            self._fit_ranker(inner.train, inner.test)
-            self._fit_components(interactions, item_features)  # final components see everything
+            base, val = inner.train, inner.test
             self.ranker_source_ = "internal-holdout"
         else:
             if not val.same_maps(interactions):
                 raise DataError("val must share the training interactions' id maps (parts of one split)")
-            self._fit_components(interactions, item_features)
-            self._fit_ranker(interactions, val)
+            base = interactions
             self.ranker_source_ = "validation"
+        ranker_train = self._simulate_cold(base)
+        self._fit_components(ranker_train, item_features)
+        self._fit_ranker(ranker_train, val)
+        self._fit_components(interactions, item_features)  # serving components see all training data
+
+    def _simulate_cold(self, train: Interactions) -> Interactions:
+        """``train`` without the interactions of a random ``cold_simulation`` share of warm items."""
+        if not 0 <= self.cold_simulation < 1:
+            raise ConfigError(f"cold_simulation must be in [0, 1), got {self.cold_simulation}")
+        warm = np.flatnonzero(train.item_counts() > 0)
+        n = int(round(self.cold_simulation * len(warm)))
+        self.simulated_cold_ = np.sort(np.random.default_rng(self.seed).choice(warm, size=n, replace=False))
+        if n == 0:
+            return train
+        drop = np.zeros(train.n_items, dtype=bool)
+        drop[self.simulated_cold_] = True
+        return train.subset(~drop[train.matrix.indices])
 
     def _blocks(self, item_features) -> tuple[str, ...]:
         if self.content_blocks is not None:

@@ -1,0 +1,84 @@
+"""Per-user top-n lists for many users, scored in batches and written to Parquet or CSV."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ConfigError
+from recsys.models.base import Recommender
+
+
+def recommend_all(
+    model: Recommender,
+    interactions: Interactions,
+    n: int = 100,
+    users: Sequence | None = None,
+    filter_seen: bool = True,
+    batch_size: int | None = None,
+):
+    """Top-``n`` lists of every (or the listed) user as a polars DataFrame.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted on ``interactions`` (same id maps).
+    interactions : Interactions
+        Whose seen items are filtered, and whose id maps translate indices to raw ids.
+    n : int
+    users : sequence of raw user ids, optional
+        Default: every user with at least one interaction. Unknown ids raise ``UnknownIdError``.
+    filter_seen : bool
+    batch_size : int, optional
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns user_id, rank (1-based), item_id, score; one row per recommended item.
+    """
+    import polars as pl
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    if users is None:
+        idx = interactions.active_users()
+    else:
+        idx = interactions.user_map.indices(list(users), missing="raise")
+    items, scores = model.recommend(idx, interactions.matrix[idx], n=n, filter_seen=filter_seen,
+                                    batch_size=batch_size)
+    valid = items >= 0
+    rows = np.repeat(idx, n).reshape(len(idx), n)[valid]
+    ranks = np.broadcast_to(np.arange(1, n + 1), items.shape)[valid]
+    return pl.DataFrame({
+        "user_id": interactions.user_ids[rows].tolist(),
+        "rank": ranks.astype(np.int32),
+        "item_id": interactions.item_ids[items[valid]].tolist(),
+        "score": scores[valid].astype(np.float32),
+    })
+
+
+def write_recommendations(
+    model: Recommender,
+    interactions: Interactions,
+    out: str | Path,
+    n: int = 100,
+    users: Sequence | None = None,
+    filter_seen: bool = True,
+    batch_size: int | None = None,
+) -> tuple[Path, float]:
+    """Write :func:`recommend_all` to ``out`` (``.parquet`` or ``.csv``); returns (path, seconds)."""
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"output must end in .parquet or .csv, got {out.name}")
+    t0 = time.perf_counter()
+    df = recommend_all(model, interactions, n, users, filter_seen, batch_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        df.write_csv(out)
+    else:
+        df.write_parquet(out)
+    return out, time.perf_counter() - t0
