@@ -12,6 +12,15 @@ where warm and cold items compete, and
 - ``cold`` counts held-out items with none (items new at training time).
 
 A user enters a segment's averages only if they have held-out items in it.
+
+Two more segments follow the cold-start literature's protocol (DropoutNet, CLCRec), where the
+*ranking itself* is restricted:
+
+- ``warm_only`` ranks only warm items (cold items removed from the list) against held-out warm items,
+- ``cold_only`` ranks only cold items against held-out cold items.
+
+They measure how well a model orders each kind of item, independent of how many list slots it
+gives to cold items; AUC is not reported for them.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from recsys.errors import ConfigError
 from recsys.models.base import Recommender, batch_size_for, top_n
 
 RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit_rate")
-SEGMENTS = ("all", "warm", "cold")
+SEGMENTS = ("all", "warm", "cold", "warm_only", "cold_only")
 
 
 @dataclass
@@ -125,11 +134,13 @@ def evaluate(
     users = np.flatnonzero(test.user_counts() > 0)
     warm_items = train.item_counts() > 0
     seg_keep = {"all": None}
+    restricted: dict[str, np.ndarray] = {}
     if segments:
         seg_keep.update({"warm": warm_items, "cold": ~warm_items})
-    accs = {s: _Acc() for s in seg_keep}
+        restricted = {"warm_only": warm_items, "cold_only": ~warm_items}
+    accs = {s: _Acc() for s in [*seg_keep, *restricted]}
     auc_parts = {s: [] for s in seg_keep}
-    curves: dict[str, list[np.ndarray]] = {s: [] for s in seg_keep}
+    curves: dict[str, list[np.ndarray]] = {s: [] for s in [*seg_keep, *restricted]}
     all_lists: list[np.ndarray] = []
     rng = np.random.default_rng(seed)
     roc_pos: list[np.ndarray] = []
@@ -155,8 +166,12 @@ def evaluate(
         _mask(scores, excl)
         ranked, _ = top_n(scores, kmax)
         all_lists.append(ranked)
-        for s, keep in seg_keep.items():
+        lists = {s: ranked for s in seg_keep}
+        for s, keep in restricted.items():
+            lists[s] = top_n(np.where(keep[None, :], scores, -np.inf), kmax)[0]
+        for s, keep in {**seg_keep, **restricted}.items():
             rel = rel_all if keep is None else _restrict_columns(rel_all, keep)
+            ranked = lists[s]
             acc = accs[s]
             n_rel = np.diff(rel.indptr)
             acc.add("n_rel", n_rel)
@@ -174,7 +189,7 @@ def evaluate(
         for k in ks:
             for name in RANKING_METRICS:
                 row[f"{name}@{k}"] = M.mean_over_users(acc.get(f"{name}@{k}"))
-        if auc:
+        if auc and s in auc_parts:
             correct = np.concatenate([p[0] for p in auc_parts[s]])
             n_pos = np.concatenate([p[1] for p in auc_parts[s]])
             n_neg = np.concatenate([p[2] for p in auc_parts[s]])

@@ -6,7 +6,11 @@
 2. **Candidates** per user: the top ``n_candidates`` of every component, so warm and cold items
    enter one pool.
 3. **Features** per (user, item): each component's raw score and its z-score within the user's
-   row, item popularity, whether the item is cold, whether it has media, the user's activity.
+   row (ALS, bridge, item-kNN, content per block), whether the item has media, the user's
+   activity. Item popularity and an "is cold" flag are deliberately *not* features: their relation
+   to relevance shifts between the validation period and the future (new items are cold by
+   definition and often popular), and a ranker that sees them learns "cold means irrelevant". Cold
+   items compete through the bridge, whose scores live on the ALS scale.
 4. **Ranker**: gradient boosting (or logistic regression) trained on *validation* interactions as
    positives against hard negatives drawn from the same candidate pools (never on test). When no
    validation part is given, the latest 20% of each user's training interactions (random 20% if
@@ -68,7 +72,7 @@ class Hybrid(Recommender):
         Negatives per positive when training the ranker (hard ones from the candidate pool).
     cold_simulation : float
         Share of warm items made cold while building the ranker's training data (0 disables).
-    als_params, bridge_params, content_params : dict, optional
+    als_params, knn_params, bridge_params, content_params : dict, optional
         Settings of the components.
     seed : int
     """
@@ -85,6 +89,7 @@ class Hybrid(Recommender):
         n_negatives: int = 20,
         cold_simulation: float = 0.2,
         als_params: dict | None = None,
+        knn_params: dict | None = None,
         bridge_params: dict | None = None,
         content_params: dict | None = None,
         seed: int = 0,
@@ -95,6 +100,7 @@ class Hybrid(Recommender):
         self.n_negatives = n_negatives
         self.cold_simulation = cold_simulation
         self.als_params = als_params
+        self.knn_params = knn_params
         self.bridge_params = bridge_params
         self.content_params = content_params
         self.seed = seed
@@ -174,7 +180,10 @@ class Hybrid(Recommender):
         from recsys.models.bridge import Bridge
         from recsys.models.content import Content
 
+        from recsys.models.knn import ItemKNN
+
         self.als_ = ALS(**(self.als_params or {})).fit(train)
+        self.itemknn_ = ItemKNN(**(self.knn_params or {})).fit(train)
         bp = dict(self.bridge_params or {})
         bp.setdefault("block", "fused" if "fused" in self.block_names_ else self.block_names_[0])
         bp.setdefault("seed", self.seed)
@@ -190,15 +199,15 @@ class Hybrid(Recommender):
     # ------------------------------------------------------------------ features
     @property
     def feature_names(self) -> list[str]:
-        names = ["als", "als_z", "bridge", "bridge_z"]
+        names = ["als", "als_z", "bridge", "bridge_z", "itemknn", "itemknn_z"]
         for b in self.block_names_:
             names += [f"content_{b}", f"content_{b}_z"]
-        return names + ["log_popularity", "is_cold", "has_media", "user_log_activity"]
+        return names + ["has_media", "user_log_activity"]
 
     def _component_blocks(self, users: np.ndarray, rows: sp.csr_matrix) -> list[np.ndarray]:
         """Dense (b, n_items) score blocks of every component, in ``feature_names`` order."""
         blocks = []
-        for comp in [self.als_, self.bridge_, *self.contents_.values()]:
+        for comp in [self.als_, self.bridge_, self.itemknn_, *self.contents_.values()]:
             s = comp.scores(users, rows)
             blocks += [s, _zscore(s)]
         return blocks
@@ -217,7 +226,7 @@ class Hybrid(Recommender):
         """(m, n_features) float32 for pairs (batch row r, item c)."""
         activity = np.log1p(np.diff(rows.indptr)).astype(np.float32)
         cols = [b[r, c] for b in blocks]
-        cols += [self.log_pop_[c], self.cold_[c], self.has_media_[c], activity[r]]
+        cols += [self.has_media_[c], activity[r]]
         return np.column_stack(cols).astype(np.float32)
 
     # ------------------------------------------------------------------ ranker

@@ -12,6 +12,8 @@ user 1: train {1, 2}, test {5}; scores [.5 .9 .9 .3 .3 .4]
 warm segment (item 2 only, user 0): recall@2 = 1; AUC: pos 2 (.7) vs 1, 3, 5 (item 4 is held out,
         so neither positive nor negative) -> 2/3
 cold segment: user 0 {4} missed -> 0, user 1 {5} hit -> 1: recall@2 = 1/2
+warm_only (ranking warm items only): user 0 ranks [1, 2] -> item 2 hit -> recall@2 = 1
+cold_only (ranking cold items only): user 0 ranks [4, 5, 3] -> hit; user 1 ranks [5, 3, 4] -> hit: 1
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ def test_hand_worked_metrics(parts):
     w, c = r.segments["warm"], r.segments["cold"]
     assert w["users"] == 1 and w["recall@2"] == pytest.approx(1.0) and w["auc"] == pytest.approx(2 / 3)
     assert c["users"] == 2 and c["recall@2"] == pytest.approx(0.5)
+    assert r.segments["warm_only"]["users"] == 1 and r.segments["warm_only"]["recall@2"] == pytest.approx(1.0)
+    assert r.segments["cold_only"]["users"] == 2 and r.segments["cold_only"]["recall@2"] == pytest.approx(1.0)
     np.testing.assert_allclose(r.recall_curve["all"], [0.0, 0.75])
+    np.testing.assert_allclose(r.recall_curve["cold_only"], [1.0, 1.0])
     assert r.beyond_accuracy["coverage@2"] == pytest.approx(4 / 6)  # lists [1, 2] and [0, 5]
 
 
@@ -97,7 +102,7 @@ def test_real_models_and_report(tmp_path):
     files = write_report(tmp_path, results, k=10, extra={"dataset": "toy"})
     assert {p.name for p in files} == {"results.json", "results.md", "recall_at_k.png", "roc.png"}
     data = json.loads((tmp_path / "results.json").read_text())
-    assert set(data["als"]["segments"]) == {"warm", "cold"}
+    assert set(data["als"]["segments"]) == {"warm", "cold", "warm_only", "cold_only"}
     assert data["als"]["recall@10"] == pytest.approx(als["recall@10"])
     assert "| als |" in markdown_table(results, 10)
     assert (tmp_path / "roc.png").stat().st_size > 1000
