@@ -121,14 +121,17 @@ def run_demo(
     step.done("report written")
 
     step("5. per-user top-100 lists")
-    best = "hybrid" if "hybrid" in fitted else results[-1].model
-    lists, secs = write_recommendations(fitted[best], split.train, out_dir / f"recommendations_{best.replace(':', '_')}.parquet", n=100)
+    list_model = "hybrid" if "hybrid" in fitted else results[-1].model
+    lists, secs = write_recommendations(fitted[list_model], split.train,
+                                        out_dir / f"recommendations_{list_model.replace(':', '_')}.parquet", n=100)
     summary["outputs"]["recommendations"] = str(lists)
-    step.done(f"{best}: top-100 for {split.train.n_users} users in {secs:.1f}s -> {lists}")
+    step.done(f"{list_model}: top-100 for {split.train.n_users} users in {secs:.1f}s -> {lists}")
 
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.rule("[bold]summary")
     best = max(results, key=lambda r: r.segments["all"]["ndcg@20"])
+    console.print("segments: warm/cold = held-out items of each kind in the one shared list; "
+                  "warm-only/cold-only = the ranking restricted to that kind (cold-start protocol)")
     console.print(f"best model on test: [bold]{best.model}[/] "
                   f"(recall@20 {best.segments['all']['recall@20']:.4f}, ndcg@20 {best.segments['all']['ndcg@20']:.4f})")
     console.print(f"outputs written to {out_dir.resolve()}:")

@@ -22,12 +22,14 @@ def _fmt(v: Any) -> str:
 def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table at cut-off ``k``: all / warm / cold segments."""
     header = ["model", f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", "auc",
-              f"warm recall@{k}", f"cold recall@{k} (users)", "users", "seconds"]
+              f"warm recall@{k}", f"cold recall@{k} (users)", "warm-only", "cold-only", "users", "seconds"]
     rows = []
     for r in results:
         a = r.segments["all"]
         w = r.segments.get("warm", {})
         c = r.segments.get("cold", {})
+        wo = r.segments.get("warm_only", {})
+        co = r.segments.get("cold_only", {})
         rows.append([
             r.model,
             _fmt(a.get(f"recall@{k}", float("nan"))),
@@ -37,6 +39,8 @@ def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[l
             _fmt(a.get("auc", float("nan"))),
             _fmt(w.get(f"recall@{k}", float("nan"))),
             _fmt(c.get(f"recall@{k}", float("nan"))) + (f" ({c['users']})" if c.get("users") else ""),
+            _fmt(wo.get(f"recall@{k}", float("nan"))),
+            _fmt(co.get(f"recall@{k}", float("nan"))),
             str(a.get("users", "")),
             f"{r.seconds:.2f}",
         ])
@@ -116,7 +120,7 @@ def plot_results(directory: Path, results: Sequence[EvalResult]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out = []
-    segs = [s for s in ("all", "warm", "cold") if any(s in r.recall_curve for r in results)]
+    segs = [s for s in ("all", "warm", "cold", "cold_only") if any(s in r.recall_curve for r in results)]
     fig, axes = plt.subplots(1, len(segs), figsize=(4.5 * len(segs), 3.6), squeeze=False)
     for ax, s in zip(axes[0], segs):
         for r in results:
