@@ -123,6 +123,15 @@ def cmd_features(args: argparse.Namespace) -> int:
     return report.exit_code()
 
 
+def cmd_train_encoders(args: argparse.Namespace) -> int:
+    from training.encoders import train_encoders
+
+    report = train_encoders(args.features, args.catalog, args.out or args.features, epochs=args.epochs,
+                            seed=args.seed, device=args.device)
+    print(report.summary())
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
@@ -212,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("train-encoders",
+                       help="train self-supervised audio and audio-visual encoders on a catalog's media")
+    p.add_argument("--features", required=True, metavar="DIR", help="features folder (avrec features); new blocks are added to it")
+    p.add_argument("--catalog", required=True, help="catalog CSV or media folder the features came from")
+    p.add_argument("--out", default=None, help="checkpoints folder (default: DIR/ssl inside --features)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=cmd_train_encoders)
 
     p = sub.add_parser("info", help="summarise a dataset and its split")
     _data_options(p)
