@@ -1,0 +1,239 @@
+"""Content -> CF bridge recommender: ALS whose cold items get factors predicted from their media.
+
+ALS cannot score an item without interactions (its factors stay zero). The bridge trains a small
+network (:mod:`training.bridge`) that maps an item's content vector to its ALS factors on the warm
+items, then gives every cold item with media predicted factors. Users are the ALS users, so warm
+items rank as in ALS and cold items enter the same lists.
+
+- ``item_factors_``: ALS factors for warm items, predicted factors for cold items with media, zero
+  for cold items without media. With ``predict_warm=True`` every item with media uses predicted
+  factors (warm items without media keep their ALS factors).
+- Scores: ``user_factors_[u] @ item_factors_.T``; new users are folded in with ALS
+  (``ALS.fold_in``) against the ALS item factors; users with no history get popularity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.data.interactions import Interactions
+from recsys.errors import DataError, NotFittedError
+from recsys.models.base import Recommender
+
+
+class Bridge(Recommender):
+    """ALS plus an MLP from content to ALS item factors for cold items.
+
+    Parameters
+    ----------
+    block : str
+        Feature block the bridge reads: ``"fused"`` (default) or a block name (``"audio"``, ...).
+    hidden : int
+        Hidden width of the bridge MLP.
+    epochs : int
+        Training passes over the warm items.
+    lr : float
+        AdamW learning rate.
+    rank_weight : float in [0, 1]
+        Mix of the BPR ranking loss against the factor regression loss
+        (see :class:`training.bridge.BridgeConfig`).
+    seed : int
+        Seeds the bridge (and ALS, unless ``als_params`` sets ``random_state``).
+    als_params : dict, optional
+        Settings of the ALS fitted by :meth:`fit` (ignored by :meth:`fit_from`).
+    predict_warm : bool
+        Use predicted factors for warm items too (a pure content-to-CF model: every item is scored
+        as if it were new), instead of their ALS factors.
+    cold_share : float in (0, 1) or None
+        Calibration of the predicted factors: each is a unit direction times one norm, chosen so
+        that the catalog's cold items with media take this share of the top-20 slots of the
+        training users' lists (warm items ranked by ALS). None keeps the raw regression output.
+        See Notes.
+
+    Notes
+    -----
+    Why a calibrated norm. A regression to ALS factors shrinks an uncertain item towards the mean
+    factor, so predicted cold items score far below the warm items that ALS puts at the top of a
+    list (on TikTok no cold item reached any top-20 list). The predicted *norm* is also a poor
+    guess of popularity: unit directions rank cold items better (TikTok validation, cold items
+    only: recall@20 0.08 -> 0.12). So the bridge keeps the direction and sets one norm for all
+    predictions by how much list space cold items should get; ``cold_share`` is that policy,
+    chosen on the TikTok validation split (0.15: all-item recall within 1% of ALS alone).
+    """
+
+    name = "bridge"
+    uses_features = True
+
+    def __init__(self, block: str = "fused", hidden: int = 256, epochs: int = 60, lr: float = 1e-3,
+                 rank_weight: float = 0.5, seed: int = 0, als_params: dict | None = None,
+                 predict_warm: bool = False, cold_share: float | None = 0.15) -> None:
+        self.block = block
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.rank_weight = rank_weight
+        self.seed = seed
+        self.als_params = als_params
+        self.predict_warm = predict_warm
+        self.cold_share = cold_share
+
+    # ------------------------------------------------------------------ fitting
+    def bridge_config(self):
+        """The :class:`training.bridge.BridgeConfig` these settings train with."""
+        from training.bridge import BridgeConfig
+
+        return BridgeConfig(hidden=self.hidden, epochs=self.epochs, lr=self.lr, rank_weight=self.rank_weight,
+                            seed=self.seed, cold_share=self.cold_share).validate()
+
+    def _fit(self, interactions: Interactions, item_features) -> None:
+        from recsys.models.als import ALS
+
+        self._check_features(interactions, item_features)
+        params = dict(self.als_params or {})
+        params.setdefault("random_state", self.seed)
+        als = ALS(**params).fit(interactions)
+        self._fit_bridge(als, interactions, item_features)
+
+    def fit_from(self, als, interactions: Interactions, item_features) -> "Bridge":
+        """Fit the bridge on an ALS already fitted on ``interactions`` (no ALS refit).
+
+        Parameters
+        ----------
+        als : ALS
+            Fitted on ``interactions`` (same users and items); kept as ``als_``, not copied.
+        interactions : Interactions
+        item_features : ItemFeatures
+            Aligned to ``interactions.item_ids``.
+        """
+        if not isinstance(interactions, Interactions):
+            raise DataError(f"fit_from expects Interactions, got {type(interactions).__name__}")
+        if interactions.nnz == 0:
+            raise DataError("cannot fit on empty interactions")
+        if not hasattr(als, "user_factors_"):
+            raise NotFittedError("fit_from needs a fitted ALS; call als.fit(interactions) first")
+        if (als.n_users_, als.n_items_) != interactions.shape:
+            raise DataError(
+                f"the ALS was fitted on {als.n_users_} users x {als.n_items_} items but the interactions "
+                f"are {interactions.shape[0]} x {interactions.shape[1]}; fit the ALS on the same interactions"
+            )
+        self._check_features(interactions, item_features)
+        self.train_ = interactions
+        self.n_users_, self.n_items_ = interactions.shape
+        self.item_popularity_ = interactions.item_counts().astype(np.float32)
+        self._fit_bridge(als, interactions, item_features)
+        return self
+
+    def _check_features(self, interactions: Interactions, item_features) -> None:
+        if item_features is None:
+            raise DataError("the bridge needs item features: pass item_features= (avrec features)")
+        if item_features.n_items != interactions.n_items or not np.array_equal(
+            np.asarray(item_features.item_ids, dtype=object), np.asarray(interactions.item_ids, dtype=object)
+        ):
+            raise DataError("item features are not aligned to the interactions' item map; use ItemFeatures.align")
+
+    def _fit_bridge(self, als, interactions: Interactions, item_features) -> None:
+        from training.bridge import predict, train_bridge
+
+        config = self.bridge_config()
+        content = np.asarray(item_features.matrix(self.block), dtype=np.float32)
+        has_media = np.asarray(item_features.mask_of(self.block), dtype=bool).copy()
+        warm = interactions.item_counts() > 0
+        if not (warm & has_media).any() or (warm & has_media).sum() < 2:
+            raise DataError(
+                f"the bridge needs at least 2 items with interactions and {self.block!r} media to learn from"
+            )
+        train_items = warm & has_media
+        net, history = train_bridge(content, als.item_factors_, train_items, config,
+                                    user_factors=als.user_factors_, interactions=interactions.matrix)
+        self.cold_norm_ = None
+        if config.cold_share is not None:
+            self.cold_norm_ = self._calibrate(net, config, als, interactions, content, train_items, has_media & ~warm)
+        predicted = predict(net, content)
+        predicted[~has_media] = 0.0  # no media, no prediction
+        self._check_finite(predicted)
+        use_pred = has_media if self.predict_warm else has_media & ~warm
+        item_factors = np.where(use_pred[:, None], predicted, als.item_factors_).astype(np.float32)
+        self.als_ = als
+        self.net_ = net
+        self.bridge_config_ = config
+        self.history_ = history
+        self.has_media_ = has_media
+        self.cold_mask_ = ~warm
+        self.user_factors_ = als.user_factors_
+        self.predicted_factors_ = predicted
+        self.item_factors_ = np.ascontiguousarray(item_factors)
+
+    def _calibrate(self, net, config, als, interactions, content, train_items, cold_items) -> float:
+        """Set the net's output norm so cold items take ``cold_share`` of the top-k list slots.
+
+        Measured on up to 20,000 training users (seeded) against their best ALS-scored warm items.
+        The calibration items are the cold items with media; a catalog without any lends a random
+        5% of the warm items with media instead (their predicted directions).
+        """
+        from recsys.models.content import l2_rows
+        from training.bridge import calibrate_norm, predict, set_output_norm, top_scores
+
+        rng = np.random.default_rng(self.seed)
+        users = np.flatnonzero(interactions.user_counts() > 0)
+        if len(users) > 20_000:
+            users = np.sort(rng.choice(users, size=20_000, replace=False))
+        cal = np.flatnonzero(cold_items)
+        if len(cal) == 0:
+            pool = np.flatnonzero(train_items)
+            cal = np.sort(rng.choice(pool, size=max(1, round(0.05 * len(pool))), replace=False))
+        warm_top = top_scores(als.user_factors_, als.item_factors_, interactions.matrix,
+                              np.flatnonzero(interactions.item_counts() > 0), users, config.calibration_k)
+        set_output_norm(net, None)
+        directions = l2_rows(predict(net, content[cal]))
+        norm = calibrate_norm(directions, als.user_factors_, warm_top, config.cold_share, users)
+        set_output_norm(net, norm)
+        return norm
+
+    # ------------------------------------------------------------------ serving
+    def predict_factors(self, content: np.ndarray) -> np.ndarray:
+        """Predicted factors of content vectors from the same block (new items at serving time).
+
+        Parameters
+        ----------
+        content : (n, d) float32, rows of the block the bridge was fitted on
+
+        Returns
+        -------
+        factors : (n, factors) float32
+        """
+        self._check_fitted()
+        from training.bridge import predict
+
+        x = np.asarray(content, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if not np.isfinite(x).all():
+            raise DataError("content vectors contain NaN or infinite values")
+        return predict(self.net_, x)
+
+    # ------------------------------------------------------------------ scoring
+    def _score_users(self, users, rows) -> np.ndarray:
+        return self.user_factors_[users] @ self.item_factors_.T
+
+    def _score_new_users(self, rows) -> np.ndarray:
+        scores = self.als_.fold_in(rows) @ self.item_factors_.T
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():  # no history: a zero user vector scores everything 0; answer popularity
+            scores[empty] = self.item_popularity_
+        return scores
+
+    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known = (users >= 0) & (users < self.n_users_)
+        if not known.all():
+            return super()._score_pairs(users, items)
+        return np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
+
+    def _item_similarities(self, item_idx: int) -> np.ndarray:
+        v = self.item_factors_
+        norms = np.linalg.norm(v, axis=1)
+        return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
+
+    def knows_item(self, item_idx: int) -> bool:
+        """The bridge knows every item with media (cold ones through their media) or interactions."""
+        self._check_fitted()
+        return 0 <= item_idx < self.n_items_ and bool(self.has_media_[item_idx] or not self.cold_mask_[item_idx])
