@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from recsys.models.als import ALS
 from recsys.models.base import Recommender, top_n
+from recsys.models.bridge import Bridge
 from recsys.models.content import Content
 from recsys.models.hybrid import Hybrid
 from recsys.models.knn import ItemKNN, UserKNN
@@ -18,6 +19,7 @@ MODELS: dict[str, type[Recommender]] = {
     "userknn": UserKNN,
     "als": ALS,
     "content": Content,
+    "bridge": Bridge,
     "hybrid": Hybrid,
 }
 
@@ -35,4 +37,4 @@ def make_model(name: str, **params) -> Recommender:
         raise ConfigError(f"bad parameters for {name}: {exc}") from None
 
 
-__all__ = ["ALS", "Content", "Hybrid", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]
+__all__ = ["ALS", "Bridge", "Content", "Hybrid", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]
