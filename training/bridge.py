@@ -16,7 +16,11 @@ Pieces (each small and swappable, used together by :func:`train_bridge`):
   users' ALS factors against the items' *predicted* factors (or the negatives' given factors, see
   ``BridgeConfig.negatives``), so predicted factors rank well for real users, not just fit in L2.
 - :class:`TripleSampler` item-centric triples: each training item, one of its users, negatives.
-- :func:`train_bridge` the loop (AdamW; deterministic on CPU for a seed).
+- :func:`train_bridge` the loop (AdamW, one-cycle schedule; deterministic on CPU for a seed).
+- :func:`calibrate_norm` / :func:`set_output_norm` the output calibration: predictions become unit
+  directions times one norm, chosen so that cold items take a given share of the top-k slots of
+  real users' lists (:class:`recsys.models.bridge.Bridge` runs it after training, as only it knows
+  which items are cold). The norm is a buffer of the net, so checkpoints carry it.
 - :func:`save_bridge` / :func:`load_bridge` checkpoints as ``{"config", "in_dim", "out_dim",
   "state_dict"}`` read back with ``torch.load(weights_only=True)`` (no pickled objects).
 
@@ -78,9 +82,11 @@ class BridgeConfig:
         Weight of the ``1 - cos`` term added to the regression loss.
     negatives : {"predicted", "given"}
         Which factors score the negatives in the ranking loss: the net's predictions ("predicted":
-        every item is scored from media, as with ``predict_warm``), or the given ALS factors
-        ("given": a predicted item must beat real ALS items, as a cold item must at serving time
-        when warm items keep their ALS factors).
+        a user's item must beat other items as predicted from their media), or the given ALS
+        factors ("given": a predicted item must beat real ALS items). "given" pushes prediction
+        norms up to compete and fits the training pairs rather than the content; on the planted
+        test data it made cold items land with the wrong users more often, and on TikTok it was
+        no better, so "predicted" is the default.
     negative_sampling : {"in_batch", "uniform", "popularity"}
         "in_batch": the other items of the step's batch (uniform over the training items, as
         batches are shuffled; with "predicted" negatives they cost no extra forward pass);
@@ -91,10 +97,12 @@ class BridgeConfig:
         ALS scores of the observed training pairs, so the loss is independent of the factors'
         overall scale (heavily regularised ALS has small factors).
     cold_share : float in (0, 1) or None
-        Output calibration (:func:`calibrate_norm`): predictions become unit directions times one
-        norm, chosen so that the calibration items (the cold items) take this share of the
-        top-``calibration_k`` slots of the training users' lists, warm items keeping their ALS
-        factors. None keeps the raw regression output (norms included).
+        Output calibration, applied after training by the recommender
+        (:meth:`recsys.models.bridge.Bridge.fit`, through :func:`calibrate_norm`): predictions
+        become unit directions times one norm, chosen so that the cold items take this share of
+        the top-``calibration_k`` slots of the training users' lists, warm items keeping their
+        ALS factors. None keeps the raw regression output (norms included).
+        :func:`train_bridge` itself never calibrates.
     calibration_k : int
         List length of that calibration.
     seed : int

@@ -8,6 +8,10 @@ items rank as in ALS and cold items enter the same lists.
 - ``item_factors_``: ALS factors for warm items, predicted factors for cold items with media, zero
   for cold items without media. With ``predict_warm=True`` every item with media uses predicted
   factors (warm items without media keep their ALS factors).
+- ``predicted_factors_`` (every item; zero rows without media) and :meth:`Bridge.predict_factors`
+  (new items at serving time) give the same, calibrated factors: the net's direction times one
+  norm (``cold_norm_``, see ``cold_share``). The norm is a buffer of ``net_``, so a checkpoint
+  (:func:`training.bridge.save_bridge`) reproduces them exactly.
 - Scores: ``user_factors_[u] @ item_factors_.T``; new users are folded in with ALS
   (``ALS.fold_in``) against the ALS item factors; users with no history get popularity.
 """
@@ -57,8 +61,10 @@ class Bridge(Recommender):
     list (on TikTok no cold item reached any top-20 list). The predicted *norm* is also a poor
     guess of popularity: unit directions rank cold items better (TikTok validation, cold items
     only: recall@20 0.08 -> 0.12). So the bridge keeps the direction and sets one norm for all
-    predictions by how much list space cold items should get; ``cold_share`` is that policy,
-    chosen on the TikTok validation split (0.15: all-item recall within 1% of ALS alone).
+    predictions by how much list space cold items should get; ``cold_share`` is that policy.
+    On the TikTok validation split (recall@20, mean of 3 seeds): ALS alone 0.1026 all / 0 cold;
+    ``cold_share=0.15`` 0.1008 all / 0.033 cold; 0.3 trades more (0.097 / 0.072, one seed).
+    The calibration reads only which items exist and have media, never held-out interactions.
     """
 
     name = "bridge"
