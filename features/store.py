@@ -32,12 +32,35 @@ and worker crashes on a file are cached as ``.failed.json`` and not retried unle
 it is not a property of one file. Finished files stay cached.
 One run per output folder at a time.
 
-**Parallelism.** ``workers`` processes from a ``spawn`` context (torch and fork do not mix), each
-with ``config.torch_threads`` BLAS/OpenMP threads; ``workers=1`` runs in this process (its thread
-pools are limited the same way while a file is extracted, then restored). Each spawned worker pays
-the torch import and model build once (seconds), so small catalogs are faster with ``workers=1``. A worker
-that dies (a segfault in a decoder) breaks the pool; the files that were in flight are re-run one
-per process to find the culprit, which is recorded as failed, and the batch goes on.
+**Parallelism.** ``workers`` files are extracted at a time by one of two executors:
+
+- ``"threads"``: a thread pool in this process. Decoding (OpenCV, PyAV), torch ops and most numpy
+  work release the GIL, so two threads keep two cores busy (measured: 1.9x the files per second of
+  one thread on 2 idle cores): while one file is decoded the CNN runs on another (decode and CNN
+  cost about the same on real clips), or two CNN passes run side by side. Nothing is imported or
+  built per worker, so it pays off from the second file. torch keeps ``config.torch_threads``
+  intra-op threads per call, and BLAS/OpenMP pools are limited to that many for the whole run (a
+  per-file limit would be undone by whichever thread finishes first). The kernel's autogroup
+  scheduling gives each job an equal share of a busy machine whatever its thread count, so on
+  cores other jobs keep busy the threads get about one thread's share. With the default extractor
+  the CNN is built once, in the calling thread, before the pool starts: ``features.video`` caches
+  models in a plain dict and seeds torch's global RNG while building one, which concurrent builds
+  could interleave. Threads give bit-identical results to ``workers=1``. No crash isolation: a
+  segfault in a decoder ends the whole run.
+- ``"processes"``: spawned worker processes (``spawn`` context: torch and fork do not mix), each
+  with ``config.torch_threads`` BLAS/OpenMP threads. Each pays the torch import and model build
+  once (4-20 s on 2 shared cores) and, once started, runs no faster than a thread. But a worker
+  that dies (a segfault in a decoder) only breaks the pool: the files that were in flight are
+  re-run one per process to find the culprit, which is recorded as failed, and the batch goes
+  on. ``extract_fn`` must be importable by name.
+
+``executor="auto"`` (the default) uses processes when at least :data:`PROCESS_MIN_FILES` files are
+to be extracted (the start-up is then a small share of the run, and a large catalog from
+outside is where a crashing file is most likely), or when the previous run in this folder died
+while extracting a file (its in-flight markers are still there: that file may crash again, and
+processes isolate it); otherwise threads. ``workers=1`` runs the files one after another in this
+process (its thread pools limited the same way while a file is extracted, then restored), except
+with ``executor="processes"``, which always uses worker processes.
 """
 
 from __future__ import annotations
@@ -45,9 +68,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,10 +89,14 @@ CACHE_DIR = "cache"
 HASH_INDEX = "hashes.json"
 REPORT_JSON = "report.json"
 _CHUNK = 1 << 20
-#: ``workers=None`` starts at most one process per this many files to extract: a spawned worker
-#: spends seconds on the torch import and model build before its first file, which only pays off
-#: over enough files. Smaller jobs run in this process.
-MIN_FILES_PER_WORKER = 16
+#: ``executor="auto"`` uses worker processes from this many files to extract on (threads below).
+#: Once started, threads scale like processes (2 threads: 1.9x one on 2 idle cores), so processes
+#: only buy crash isolation, at 4-20 s of torch import and model build per worker (2 shared
+#: cores) before the first file. A file costs 0.1-0.5 s of one core (demo clips to real clips):
+#: from here on that start-up is a small share of the run, and a large catalog of outside files
+#: is where a crashing decoder is most likely.
+PROCESS_MIN_FILES = 1000
+EXECUTORS = ("auto", "threads", "processes")
 _TMP_MARK = ".tmp-"
 _RUNNING = ".running"
 _FAILED = ".failed.json"
@@ -95,6 +124,11 @@ class ExtractionReport:
         Media duration of the rows extracted (not cached) successfully in this run.
     config_key : str
         Cache folder name under ``out_dir/cache``.
+    executor : str
+        How the files were extracted: ``"in-process"`` (one after another), ``"threads"``,
+        ``"processes"``, or ``"none"`` (everything came from the cache).
+    workers : int
+        Files extracted at a time (0 when nothing was extracted).
     """
 
     out_dir: Path
@@ -106,6 +140,8 @@ class ExtractionReport:
     seconds: float = 0.0
     video_seconds: float = 0.0
     config_key: str = ""
+    executor: str = "none"
+    workers: int = 0
 
     @property
     def n_extracted(self) -> int:
@@ -123,9 +159,10 @@ class ExtractionReport:
             f"{self.n_cached} from cache, {self.seconds:.1f} s -> {self.out_dir}"
         ]
         if self.video_seconds > 0 and self.seconds > 0:
+            how = f", {self.executor}" + (f" x{self.workers}" if self.workers > 1 else "")
             lines.append(
                 f"throughput: {self.video_seconds / self.seconds:.1f} media-seconds per second "
-                f"({self.video_seconds:.1f} s of media extracted)"
+                f"({self.video_seconds:.1f} s of media extracted{how})"
             )
         if self.n_ok == 0:
             lines.append("ERROR: no item could be extracted; see the reasons below")
@@ -211,8 +248,13 @@ class _Result:
     cached: bool = False
 
 
+def _tmp_suffix() -> str:
+    # Unique per writer: worker processes and extractor threads may write at the same time.
+    return f"{_TMP_MARK}{os.getpid()}-{threading.get_ident()}"
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}{_TMP_MARK}{os.getpid()}")
+    tmp = path.with_name(f"{path.name}{_tmp_suffix()}")
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()
@@ -231,7 +273,7 @@ def _write_ok(cache_dir: Path, res: _Result, config_key: str, path: str) -> None
     }
     arrays = {f"block__{k}": v for k, v in res.blocks.items()}
     final = cache_dir / f"{res.content_hash}.npz"
-    tmp = cache_dir / f"{res.content_hash}.npz{_TMP_MARK}{os.getpid()}"
+    tmp = cache_dir / f"{res.content_hash}.npz{_tmp_suffix()}"
     with open(tmp, "wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta, default=str)), **arrays)
         f.flush()
@@ -276,14 +318,17 @@ def _read_cached(cache_dir: Path, content_hash: str, retry_failed: bool) -> _Res
     return None
 
 
-def _clean_stale(cache_dir: Path) -> None:
-    """Remove temporaries and in-flight markers left by a killed run."""
+def _clean_stale(cache_dir: Path) -> int:
+    """Remove temporaries and in-flight markers left by a killed run; the number of markers."""
+    n_markers = 0
     for p in cache_dir.iterdir():
         if _TMP_MARK in p.name or p.name.endswith(_RUNNING):
+            n_markers += p.name.endswith(_RUNNING)
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
+    return n_markers
 
 
 # ---------------------------------------------------------------------------------------- one file
@@ -296,8 +341,20 @@ def _check_vector(name: str, v: Any) -> np.ndarray:
     return a
 
 
-def _run_one(task: _Task, extract_fn: Callable, config: Any, cache_dir: str, config_key: str) -> _Result:
-    """Extract one file and write its cache entry. Runs in a worker process (or in-process)."""
+def _run_one(
+    task: _Task,
+    extract_fn: Callable,
+    config: Any,
+    cache_dir: str,
+    config_key: str,
+    limit_threads: bool = True,
+) -> _Result:
+    """Extract one file and write its cache entry. Runs in a worker process, thread or in-process.
+
+    ``limit_threads=False`` leaves the BLAS/OpenMP limits to the caller (the thread executor sets
+    them once for the run: limits are process-wide, and a per-file ``threadpool_limits`` would
+    restore them when one thread finishes while another is still extracting).
+    """
     cdir = Path(cache_dir)
     from threadpoolctl import threadpool_limits
 
@@ -305,9 +362,12 @@ def _run_one(task: _Task, extract_fn: Callable, config: Any, cache_dir: str, con
     marker.touch()  # lets the parent find the culprit if this process dies
     try:
         try:
-            # One BLAS/OpenMP thread per worker (config.torch_threads): with one worker per core,
-            # extra pool threads only contend (measured: ~35% slower on 2 cores without this).
-            with threadpool_limits(limits=_threads(config)):
+            if limit_threads:
+                # One BLAS/OpenMP thread per worker (config.torch_threads): with one worker per
+                # core, extra pool threads only contend (measured: ~35% slower on 2 cores without).
+                with threadpool_limits(limits=_threads(config)):
+                    ff = extract_fn(task.path, config, audio_path=task.audio_path)
+            else:
                 ff = extract_fn(task.path, config, audio_path=task.audio_path)
         except MediaDecodeError as e:
             reason = e.reason or str(e)
@@ -361,12 +421,129 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class _LineProgress:
+    """Progress for a stderr that is not a terminal (a log file, CI): one plain line per 10 %.
+
+    tqdm's carriage-return redraws would fill a log with one long unreadable line.
+    """
+
+    def __init__(self, total: int, initial: int, stream: Any = None) -> None:
+        self.total, self.n, self.failed = total, initial, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.perf_counter()
+        self.last_tenth = initial * 10 // max(total, 1)
+        if initial < total:
+            cached = f" ({initial} of {total} from cache)" if initial else ""
+            self._print(f"features: extracting {total - initial} files{cached}")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def _line(self) -> None:
+        pct = 100 * self.n // max(self.total, 1)
+        failed = f", {self.failed} failed" if self.failed else ""
+        elapsed = time.perf_counter() - self.t0
+        self._print(f"features: {self.n}/{self.total} files ({pct}%){failed}, {elapsed:.1f} s")
+
+    def set_postfix(self, failed: int = 0, refresh: bool = False) -> None:
+        self.failed = failed
+
+    def update(self, k: int) -> None:
+        self.n += k
+        tenth = self.n * 10 // max(self.total, 1)
+        if tenth > self.last_tenth:
+            self.last_tenth = tenth
+            self._line()
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int, initial: int, enabled: bool):
+    """A tqdm bar on a terminal, :class:`_LineProgress` otherwise, a silent bar when disabled."""
+    if enabled and not _isatty(sys.stderr):
+        return _LineProgress(total, initial)
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total, initial=initial, disable=not enabled, unit="file", desc="features", dynamic_ncols=True
     )
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def _prepare_threads(config: Any, use_default: bool) -> None:
+    """Build the default extractor's CNN once, in this thread, before extractor threads start.
+
+    ``features.video`` caches models in a plain dict and seeds torch's global RNG while building
+    one (``weights="none"`` is a fixed-seed init): two threads building at once could build it
+    twice or interleave their seeding. Built here, every thread finds it cached. A bad backbone,
+    weights or device raises :class:`ConfigError` here, as the first file would.
+    """
+    if not use_default or not getattr(config, "cnn", False):
+        return
+    from features.video import load_backbone, set_torch_threads
+
+    set_torch_threads(_threads(config))
+    load_backbone(config.backbone, config.weights, config.device)
+
+
+def _run_threads(
+    tasks: list[_Task],
+    workers: int,
+    extract_fn: Callable,
+    config: Any,
+    cache_dir: Path,
+    config_key: str,
+    on_done: Callable[[_Result], None],
+) -> None:
+    """Run tasks on ``workers`` threads of this process (see module docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    threads = _threads(config)
+
+    def init_thread() -> None:
+        # OpenMP's thread count is per calling thread: limit it in each pool thread too (the
+        # process-wide BLAS limit set below is simply set again).
+        threadpool_limits(limits=threads)
+
+    with threadpool_limits(limits=threads):
+        ex = ThreadPoolExecutor(workers, thread_name_prefix="avrec-extract", initializer=init_thread)
+        try:
+            futs = [
+                ex.submit(_run_one, t, extract_fn, config, str(cache_dir), config_key, False) for t in tasks
+            ]
+            for fut in as_completed(futs):
+                on_done(fut.result())  # a ConfigError (or Ctrl-C) ends the run below
+        except BaseException:
+            # Files not started are dropped; the ones running finish (seconds) and are cached.
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # unreadable files fail fast in extraction anyway
+        return 0
+
+
+def _plan(n_todo: int, workers: int | None, executor: str, died_in_flight: bool) -> tuple[str, int]:
+    """(executor actually used, files at a time) for ``n_todo`` files; see module docstring."""
+    if n_todo == 0:
+        return "none", 0
+    n = min(_default_workers() if workers is None else int(workers), n_todo)
+    if executor == "auto" and workers != 1:
+        executor = "processes" if n_todo >= PROCESS_MIN_FILES or died_in_flight else "threads"
+    if executor == "processes":  # even one worker: isolation is the point
+        return "processes", n
+    return ("threads", n) if n > 1 else ("in-process", 1)
 
 
 def _run_pool(
@@ -457,6 +634,7 @@ def extract_catalog(
     fusion: FusionConfig | None = FusionConfig(),
     *,
     retry_failed: bool = False,
+    executor: str = "auto",
 ) -> ExtractionReport:
     """Extract features of every catalog item into ``out_dir`` (cached, resumable, parallel).
 
@@ -469,17 +647,24 @@ def extract_catalog(
     config : features.extract.ExtractorConfig, optional
         Extraction settings (default ``ExtractorConfig()``); ``config.key()`` names the cache.
     workers : int, optional
-        Processes. 1 = in this process. Default: the usable CPU cores, but at most one per
-        :data:`MIN_FILES_PER_WORKER` files still to extract (so small jobs run in-process).
+        Files extracted at a time. Default: the usable CPU cores (at most one per file to
+        extract). 1 = one after another in this process (unless ``executor="processes"``).
     progress : bool
         Show a progress bar (stderr).
     extract_fn : callable, optional
         ``extract_fn(path, config, audio_path=None) -> FileFeatures``; default
-        ``features.extract.extract_file``. Must be importable by name when ``workers > 1``.
+        ``features.extract.extract_file``. Must be importable by name for worker processes, and
+        safe to call from several threads at once for the thread executor (the default one is).
     fusion : FusionConfig or None
         How to build ``fused.npy`` (None: no fused matrix).
     retry_failed : bool
         Re-try files whose failure is cached.
+    executor : {"auto", "threads", "processes"}
+        How ``workers > 1`` files run at once (module docstring, *Parallelism*): ``"threads"`` in
+        this process (no start-up cost, no crash isolation), ``"processes"`` in spawned workers
+        (seconds of start-up each; a crashing decoder only costs its file). ``"auto"``: processes
+        from :data:`PROCESS_MIN_FILES` files to extract on, or after a run in this folder died
+        while extracting; threads otherwise.
 
     Returns
     -------
@@ -491,6 +676,8 @@ def extract_catalog(
         raise DataError("the catalog has no items; nothing to extract")
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
         raise ConfigError(f"workers must be an integer >= 1 (or None for one per core), got {workers!r}")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(map(repr, EXECUTORS))}, got {executor!r}")
     use_default = extract_fn is None
     if use_default:
         from features.extract import extract_file
@@ -508,7 +695,7 @@ def extract_catalog(
     cache_root = out / CACHE_DIR
     cache_dir = cache_root / config_key
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _clean_stale(cache_dir)
+    died_in_flight = _clean_stale(cache_dir) > 0  # a previous run died while extracting
 
     # 1. content hashes (paths that cannot be read fail here, without a cache entry)
     index = _HashIndex(cache_root / HASH_INDEX)
@@ -554,15 +741,18 @@ def extract_catalog(
             bar.set_postfix(failed=n_bad[0], refresh=False)
         bar.update(k)
 
-    if workers is None:
-        n_workers = max(1, min(_default_workers(), -(-len(todo) // MIN_FILES_PER_WORKER)))
-    else:
-        n_workers = int(workers)
+    how, n_workers = _plan(len(todo), workers, executor, died_in_flight)
+    # Largest files first (longest-processing-time scheduling): otherwise one big file started
+    # last runs alone while the other workers idle. Results are assembled in catalog order.
+    todo.sort(key=lambda t: -_file_size(t.path))
     try:
-        if n_workers == 1 or not todo:
+        if how == "in-process":
             for t in todo:
                 on_done(_run_one(t, extract_fn, config, str(cache_dir), config_key))
-        else:
+        elif how == "threads":
+            _prepare_threads(config, use_default)
+            _run_threads(todo, n_workers, extract_fn, config, cache_dir, config_key, on_done)
+        elif how == "processes":
             _run_pool(todo, n_workers, extract_fn, config, cache_dir, config_key, on_done)
     finally:
         bar.close()
@@ -610,6 +800,8 @@ def extract_catalog(
             )
         ),
         config_key=config_key,
+        executor=how,
+        workers=n_workers,
     )
     report.seconds = time.perf_counter() - t0
     _atomic_write_text(out / REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str))

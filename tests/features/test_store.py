@@ -1,4 +1,4 @@
-"""features.store: layout, cache, resume after SIGKILL, failures, worker crashes, real media.
+"""features.store: layout, cache, resume after SIGKILL, failures, worker crashes, executors, real media.
 
 The fake extractor below is module level so spawned workers and the resume subprocess can import
 it (``import test_store`` with this folder on sys.path; the tests folders have no __init__.py).
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ import numpy as np
 import pytest
 
 from features.fusion import Fusion, FusionConfig
-from features.store import extract_catalog, file_sha1
+from features import store
+from features.store import PROCESS_MIN_FILES, extract_catalog, file_sha1
 from recsys.data import Catalog, ItemFeatures
 from recsys.errors import ConfigError, MediaDecodeError
 
@@ -88,6 +90,25 @@ def fake_extract(path, config=FakeConfig(), audio_path=None) -> FakeFileFeatures
         audio = True
         blocks["audio"] = fake_vectors(int(Path(audio_path).read_text()), True, False)["audio"]
     return FakeFileFeatures(blocks, audio, video, float(kv["dur"]))
+
+
+_IN_FLIGHT = {"now": 0, "max": 0}
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def overlap_extract(path, config=FakeConfig(), audio_path=None) -> FakeFileFeatures:
+    """fake_extract that records how many calls run at once, and waits (up to 5 s) for a second."""
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT["now"] += 1
+        _IN_FLIGHT["max"] = max(_IN_FLIGHT["max"], _IN_FLIGHT["now"])
+    try:
+        deadline = time.monotonic() + 5
+        while _IN_FLIGHT["max"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return fake_extract(path, config, audio_path)
+    finally:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT["now"] -= 1
 
 
 def calls(counter: Path) -> list[str]:
@@ -202,15 +223,18 @@ def test_unexpected_errors_are_reported_but_not_cached(tmp_path):
     assert calls(counter) == ["good.mp4", "bug.mp4", "bug.mp4"]  # a fixed bug gets another try
 
 
-def test_config_error_stops_the_run_but_keeps_finished_files(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_config_error_stops_the_run_but_keeps_finished_files(tmp_path, workers):
     media = tmp_path / "m"
     media.mkdir()
     good = write_fake(media / "good.mp4", 1)
     (media / "cfg.mp4").write_bytes(b"BADCONFIG")
     cat = Catalog(np.asarray(["g", "c"], dtype=object), [good, media / "cfg.mp4"])
     with pytest.raises(ConfigError, match="resnet1000"):
-        run(cat, tmp_path / "out")
+        run(cat, tmp_path / "out", workers=workers, executor="threads", config=FakeConfig(delay_s=0.05))
     assert len(list((tmp_path / "out" / "cache").glob("*/*.npz"))) == 1
+    left = [p for p in (tmp_path / "out" / "cache").glob("*/*") if ".tmp-" in p.name or ".running" in p.name]
+    assert not left
 
 
 def test_changed_content_is_extracted_again(tmp_path):
@@ -241,6 +265,8 @@ def test_bad_arguments(fake_catalog, tmp_path):
 
     with pytest.raises(ConfigError, match="workers"):
         run(fake_catalog, tmp_path / "out", workers=0)
+    with pytest.raises(ConfigError, match="executor must be one of 'auto', 'threads', 'processes'"):
+        run(fake_catalog, tmp_path / "out", executor="fork")
     with pytest.raises(DataError, match="no items"):
         run(Catalog(np.asarray([], dtype=object), []), tmp_path / "out")
 
@@ -276,11 +302,11 @@ def test_pool_survives_a_crashing_worker(fake_catalog, tmp_path):
     cat = Catalog(
         np.asarray([*fake_catalog.item_ids.tolist(), "crash"], dtype=object), [*fake_catalog.paths, crash]
     )
-    rep = run(cat, tmp_path / "out", workers=2)
+    rep = run(cat, tmp_path / "out", workers=2, executor="processes")
     reasons = {i: r for i, _, r in rep.failures}
     assert set(reasons) == {"missing", "empty", "text", "crash"}
     assert "worker process died" in reasons["crash"]
-    assert rep.n_ok == 4 and rep.exit_code() == 0
+    assert rep.n_ok == 4 and rep.exit_code() == 0 and (rep.executor, rep.workers) == ("processes", 2)
     # Same vectors as an in-process run.
     ref = run(fake_catalog, tmp_path / "ref")
     got, want = ItemFeatures.load(tmp_path / "out"), ItemFeatures.load(tmp_path / "ref")
@@ -288,8 +314,89 @@ def test_pool_survives_a_crashing_worker(fake_catalog, tmp_path):
         np.testing.assert_array_equal(got.blocks[b][:7], want.blocks[b])
     assert ref.n_ok == 4
     # The crash is cached like a decode failure: the next run does not crash again.
-    again = run(cat, tmp_path / "out", workers=2)
+    again = run(cat, tmp_path / "out", workers=2, executor="processes")
     assert again.n_cached == 7 and "worker process died" in dict((i, r) for i, _, r in again.failures)["crash"]
+
+
+def test_threads_give_the_same_output_as_one_worker(fake_catalog, tmp_path):
+    counter = tmp_path / "calls.txt"
+    ref = run(fake_catalog, tmp_path / "ref")
+    _IN_FLIGHT.update(now=0, max=0)
+    got = run(fake_catalog, tmp_path / "thr", workers=2, executor="threads", extract_fn=overlap_extract,
+              config=FakeConfig(counter=str(counter)))
+    assert _IN_FLIGHT["max"] == 2  # two files at once, never more
+    assert (got.executor, got.workers) == ("threads", 2) and (ref.executor, ref.workers) == ("in-process", 1)
+    assert sorted(calls(counter)) == sorted(p.name for p in fake_catalog.paths if p.name != "missing.mp4")
+    assert (got.n_ok, got.n_failed, got.failures) == (ref.n_ok, ref.n_failed, ref.failures)
+    a, b = ItemFeatures.load(tmp_path / "ref"), ItemFeatures.load(tmp_path / "thr")
+    for name in a.blocks:
+        np.testing.assert_array_equal(b.blocks[name], a.blocks[name])
+    np.testing.assert_array_equal(b.fused, a.fused)
+    assert {m: b.masks[m].tolist() for m in b.masks} == {m: a.masks[m].tolist() for m in a.masks}
+    cache = tmp_path / "thr" / "cache" / got.config_key
+    assert len(list(cache.glob("*.npz"))) == 4 and len(list(cache.glob("*.failed.json"))) == 2
+    assert not [p for p in cache.iterdir() if ".tmp-" in p.name or p.name.endswith(".running")]
+    again = run(fake_catalog, tmp_path / "thr", workers=2, executor="threads", extract_fn=overlap_extract,
+                config=FakeConfig(counter=str(counter)))
+    assert again.n_cached == 6 and again.executor == "none" and len(calls(counter)) == 6
+
+
+def test_auto_executor_rule(monkeypatch):
+    monkeypatch.setattr(store, "_default_workers", lambda: 4)
+    plan = store._plan
+    assert plan(0, None, "auto", False) == ("none", 0)
+    assert plan(10, None, "auto", False) == ("threads", 4)  # small job: no process start-up
+    assert plan(3, None, "auto", False) == ("threads", 3)  # never more workers than files
+    assert plan(1, None, "auto", False) == ("in-process", 1)
+    assert plan(PROCESS_MIN_FILES - 1, None, "auto", False) == ("threads", 4)
+    assert plan(PROCESS_MIN_FILES, None, "auto", False) == ("processes", 4)  # large: crash isolation
+    assert plan(PROCESS_MIN_FILES, 1, "auto", False) == ("in-process", 1)  # workers=1: this process
+    assert plan(5, None, "auto", True) == ("processes", 4)  # the last run died in a file
+    assert plan(1, None, "auto", True) == ("processes", 1)
+    assert plan(10, 2, "threads", True) == ("threads", 2)
+    assert plan(10, 1, "processes", False) == ("processes", 1)  # asked for: isolation even for one
+    assert plan(10, 2, "processes", False) == ("processes", 2)
+
+
+def test_auto_isolates_a_file_that_crashed_the_threaded_run(fake_catalog, tmp_path):
+    crash = fake_catalog.paths[0].parent / "crash.mp4"
+    crash.write_bytes(b"CRASH")
+    ids, paths = [*fake_catalog.item_ids.tolist(), "crash"], [*fake_catalog.paths, crash]
+    out = tmp_path / "out"
+    script = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]);"
+        "from test_store import FakeConfig, fake_extract;"
+        "from recsys.data import Catalog; from features.store import extract_catalog;"
+        "extract_catalog(Catalog(np.asarray(sys.argv[3].split(','), dtype=object), sys.argv[4].split(',')),"
+        " sys.argv[2], FakeConfig(), workers=2, executor='threads', progress=False, extract_fn=fake_extract)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(HERE), str(out), ",".join(ids),
+                           ",".join(map(str, paths))], cwd=ROOT, timeout=120)
+    assert proc.returncode == -signal.SIGKILL  # threads share the process: the crash ends the run
+    rep = run(Catalog(np.asarray(ids, dtype=object), paths), out, workers=None)
+    assert rep.executor == "processes"  # the crashed run left its in-flight markers
+    reasons = {i: r for i, _, r in rep.failures}
+    assert set(reasons) == {"missing", "empty", "text", "crash"} and "worker process died" in reasons["crash"]
+    assert rep.n_ok == 4
+    again = run(Catalog(np.asarray(ids, dtype=object), paths), out, workers=None)
+    assert again.executor == "none" and again.n_cached == 7
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    media = tmp_path / "m"
+    media.mkdir()
+    paths = [write_fake(media / f"f{k:02d}.mp4", k) for k in range(20)]
+    cat = Catalog(np.asarray([f"i{k}" for k in range(20)], dtype=object), paths)
+    run(cat, tmp_path / "out", progress=True, workers=2, executor="threads")
+    err = capsys.readouterr().err  # pytest's capture is not a terminal
+    assert "\r" not in err and "\x1b" not in err
+    lines = err.splitlines()
+    assert lines[0] == "features: extracting 20 files"
+    assert lines[1].startswith("features: 2/20 files (10%), ")
+    assert lines[-1].startswith("features: 20/20 files (100%)")
+    assert len(lines) == 11  # start + every 10 %
+    run(cat, tmp_path / "out", progress=True)
+    assert capsys.readouterr().err == ""  # all cached: nothing to report until the summary
 
 
 def test_resume_after_sigkill(tmp_path):
@@ -386,7 +493,7 @@ def real_extract():
     return extract
 
 
-def test_real_media_failures_and_exit_codes(real_extract, tmp_path):
+def test_real_media_failures_and_exit_codes(real_extract, tmp_path, monkeypatch):
     media = tmp_path / "media"
     media.mkdir()
     good = [write_clip(media / f"clip{k}.mp4", seed=k) for k in range(3)]
@@ -414,11 +521,25 @@ def test_real_media_failures_and_exit_codes(real_extract, tmp_path):
     # distinct clips give distinct vectors
     assert not np.allclose(feats.fused[0], feats.fused[2])
 
+    # Threads (the default for a small catalog) give bit-identical vectors, CNN included, with the
+    # model built afresh (before the threads start: features.video's cache has no lock).
+    from features import video
+
+    monkeypatch.setattr(video, "_MODELS", {})
+    thr = extract_catalog(cat, tmp_path / "threads", config, workers=2, progress=False)
+    assert len(video._MODELS) == 1
+    assert (thr.executor, thr.workers, thr.n_ok, thr.n_cached) == ("threads", 2, 3, 0)
+    assert thr.failures == rep.failures
+    got = ItemFeatures.load(tmp_path / "threads")
+    for name in feats.blocks:
+        np.testing.assert_array_equal(got.blocks[name], feats.blocks[name])
+    np.testing.assert_array_equal(got.fused, feats.fused)
+
     # Spawned workers give the same vectors as the in-process run. (cnn=False: no torch import
     # in the workers, which would cost seconds per process on a small test machine.)
     light = real_extract.ExtractorConfig(cnn=False)
     solo = extract_catalog(cat, tmp_path / "light1", light, workers=1, progress=False)
-    pool = extract_catalog(cat, tmp_path / "light2", light, workers=2, progress=False)
+    pool = extract_catalog(cat, tmp_path / "light2", light, workers=2, progress=False, executor="processes")
     assert solo.n_ok == pool.n_ok == 3 and pool.n_cached == 0
     assert {i for i, _, _ in pool.failures} == {"trunc", "zero", "text"}
     a, b = ItemFeatures.load(tmp_path / "light1"), ItemFeatures.load(tmp_path / "light2")
