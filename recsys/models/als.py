@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError
-from recsys.models.base import Recommender
+from recsys.models.base import EmbeddingRecommender
 from recsys.models.weighting import Weighting
 
 
@@ -31,7 +31,7 @@ def gpu_available() -> bool:
         return False
 
 
-class ALS(Recommender):
+class ALS(EmbeddingRecommender):
     """Alternating least squares on implicit feedback.
 
     Parameters
@@ -148,9 +148,6 @@ class ALS(Recommender):
         return m
 
     # ------------------------------------------------------------------ scoring
-    def _score_users(self, users, rows) -> np.ndarray:
-        return self.user_factors_[users] @ self.item_factors_.T
-
     def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
         """Factors of users unknown at fit time from their interactions, without refitting.
 
@@ -175,20 +172,12 @@ class ALS(Recommender):
             f = self._cpu_model().recalculate_user(np.arange(b), self._confidence(rows))
         return np.asarray(f, dtype=np.float32).reshape(b, self.factors)
 
-    def _score_new_users(self, rows) -> np.ndarray:
-        scores = self.fold_in(rows) @ self.item_factors_.T
-        empty = np.diff(rows.indptr) == 0
-        if empty.any():  # no history: a zero user vector scores everything 0; answer popularity
-            scores[empty] = self.item_popularity_
-        return scores
+    # ------------------------------------------------------------------ vectors (EmbeddingRecommender)
+    def _user_vectors(self) -> np.ndarray:
+        return self.user_factors_
 
-    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known = (users >= 0) & (users < self.n_users_)
-        if not known.all():
-            return super()._score_pairs(users, items)
-        return np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_
 
-    def _item_similarities(self, item_idx: int) -> np.ndarray:
-        v = self.item_factors_
-        norms = np.linalg.norm(v, axis=1)
-        return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
+    def _new_user_vectors(self, rows: sp.csr_matrix) -> np.ndarray:
+        return self.fold_in(rows)

@@ -286,6 +286,45 @@ class Recommender:
         return json.dumps({"model": type(self).__name__, "params": self.get_params()}, default=str)
 
 
+class EmbeddingRecommender(Recommender):
+    """A model whose score is the dot product of a user vector and an item vector (ALS, bridge,
+    content). Subclasses name their vectors; scoring, new users, pairs and similar items are here.
+
+    Subclasses implement ``_user_vectors() -> (n_users, d)``, ``_item_vectors() -> (n_items, d)`` and
+    ``_new_user_vectors(rows) -> (b, d)`` (fold-in or profile of users unknown at fit time).
+    """
+
+    def _user_vectors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _item_vectors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _new_user_vectors(self, rows: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score_users(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        return self._user_vectors()[users] @ self._item_vectors().T
+
+    def _score_new_users(self, rows: sp.csr_matrix) -> np.ndarray:
+        scores = self._new_user_vectors(rows) @ self._item_vectors().T
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():  # no history: a zero vector scores everything alike; answer popularity
+            scores[empty] = self.item_popularity_
+        return scores
+
+    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known = (users >= 0) & (users < self.n_users_)
+        if not known.all():
+            return super()._score_pairs(users, items)
+        return np.einsum("ij,ij->i", self._user_vectors()[users], self._item_vectors()[items])
+
+    def _item_similarities(self, item_idx: int) -> np.ndarray:
+        v = self._item_vectors()
+        norms = np.linalg.norm(v, axis=1)
+        return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
+
+
 def _mask_csr(scores: np.ndarray, rows: sp.csr_matrix) -> None:
     """Set ``scores[r, j] = -inf`` for every stored entry (r, j) of ``rows``, in place."""
     r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))

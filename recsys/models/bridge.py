@@ -19,13 +19,14 @@ items rank as in ALS and cold items enter the same lists.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
 from recsys.errors import DataError, NotFittedError
-from recsys.models.base import Recommender
+from recsys.models.base import EmbeddingRecommender
 
 
-class Bridge(Recommender):
+class Bridge(EmbeddingRecommender):
     """ALS plus an MLP from content to ALS item factors for cold items.
 
     Parameters
@@ -218,28 +219,17 @@ class Bridge(Recommender):
         return predict(self.net_, x)
 
     # ------------------------------------------------------------------ scoring
-    def _score_users(self, users, rows) -> np.ndarray:
-        return self.user_factors_[users] @ self.item_factors_.T
-
-    def _score_new_users(self, rows) -> np.ndarray:
-        scores = self.als_.fold_in(rows) @ self.item_factors_.T
-        empty = np.diff(rows.indptr) == 0
-        if empty.any():  # no history: a zero user vector scores everything 0; answer popularity
-            scores[empty] = self.item_popularity_
-        return scores
-
-    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known = (users >= 0) & (users < self.n_users_)
-        if not known.all():
-            return super()._score_pairs(users, items)
-        return np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
-
-    def _item_similarities(self, item_idx: int) -> np.ndarray:
-        v = self.item_factors_
-        norms = np.linalg.norm(v, axis=1)
-        return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
-
     def knows_item(self, item_idx: int) -> bool:
         """The bridge knows every item with media (cold ones through their media) or interactions."""
         self._check_fitted()
         return 0 <= item_idx < self.n_items_ and bool(self.has_media_[item_idx] or not self.cold_mask_[item_idx])
+
+    # ------------------------------------------------------------------ vectors (EmbeddingRecommender)
+    def _user_vectors(self) -> np.ndarray:
+        return self.user_factors_
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _new_user_vectors(self, rows: sp.csr_matrix) -> np.ndarray:
+        return self.als_.fold_in(rows)

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError, DataError
-from recsys.models.base import Recommender
+from recsys.models.base import EmbeddingRecommender
 
 
 def l2_rows(x: np.ndarray) -> np.ndarray:
@@ -21,7 +21,7 @@ def l2_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
 
 
-class Content(Recommender):
+class Content(EmbeddingRecommender):
     """Cosine similarity between a user profile and item content vectors.
 
     Parameters
@@ -80,9 +80,6 @@ class Content(Recommender):
     def _profiles(self, weights: sp.csr_matrix) -> np.ndarray:
         return l2_rows(np.asarray(weights @ self.item_vectors_))
 
-    def _score_users(self, users, rows) -> np.ndarray:
-        return self.user_profiles_[users] @ self.item_vectors_.T
-
     def profile(self, rows: sp.csr_matrix) -> np.ndarray:
         """Profiles (b, d) of users given only their interaction rows (no refit)."""
         self._check_fitted()
@@ -91,23 +88,17 @@ class Content(Recommender):
             w.data[:] = 1.0
         return self._profiles(w)
 
-    def _score_new_users(self, rows) -> np.ndarray:
-        scores = self.profile(rows) @ self.item_vectors_.T
-        empty = np.diff(rows.indptr) == 0
-        if empty.any():
-            scores[empty] = self.item_popularity_
-        return scores
-
-    def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known = (users >= 0) & (users < self.n_users_)
-        if not known.all():
-            return super()._score_pairs(users, items)
-        return np.einsum("ij,ij->i", self.user_profiles_[users], self.item_vectors_[items])
-
-    def _item_similarities(self, item_idx: int) -> np.ndarray:
-        return self.item_vectors_ @ self.item_vectors_[item_idx]
-
     def knows_item(self, item_idx: int) -> bool:
         """Content knows every item that has media, interactions or not."""
         self._check_fitted()
         return 0 <= item_idx < self.n_items_ and bool(self.has_media_[item_idx])
+
+    # ------------------------------------------------------------------ vectors (EmbeddingRecommender)
+    def _user_vectors(self) -> np.ndarray:
+        return self.user_profiles_
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_vectors_
+
+    def _new_user_vectors(self, rows: sp.csr_matrix) -> np.ndarray:
+        return self.profile(rows)
