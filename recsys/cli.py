@@ -62,6 +62,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         n_users=args.users,
         seed=args.seed,
         workers=args.workers,
+        ssl=args.ssl,
+        ssl_epochs=args.ssl_epochs,
     )
     return 0
 
@@ -132,6 +134,57 @@ def cmd_train_encoders(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit(args: argparse.Namespace) -> int:
+    from recsys.pipeline import parse_params
+    from serving.bundle import fit_bundle
+
+    params = parse_params(args.param).get(args.model, {})
+    out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
+                     params=params, overwrite=args.overwrite)
+    print(f"bundle written to {Path(out).resolve()}")
+    return 0
+
+
+def _read_user_ids(path: str) -> list:
+    """User ids from a CSV/Parquet with a user_id column, or a text file with one id per line."""
+    import polars as pl
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--users file not found: {p}")
+    if p.suffix.lower() in (".parquet", ".pq", ".csv"):
+        df = pl.read_parquet(p) if p.suffix.lower() != ".csv" else pl.read_csv(p)
+        if "user_id" not in df.columns:
+            raise ConfigError(f"{p} has no user_id column (columns: {df.columns})")
+        return df.get_column("user_id").to_list()
+    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from serving.batch import write_recommendations
+    from serving.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    users = None
+    if args.users:
+        raw = _read_user_ids(args.users)
+        m = bundle.interactions.user_map
+        # ids read from text are strings; match them to integer id maps too
+        users = [u if u in m or not isinstance(u, str) or not u.lstrip("-").isdigit() else int(u) for u in raw]
+    out, seconds = write_recommendations(bundle.model, bundle.interactions, args.out, n=args.n, users=users,
+                                         filter_seen=not args.include_seen)
+    print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from serving.app import serve
+
+    serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=1,
+          log_level=args.log_level)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
@@ -177,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--ssl", action="store_true",
+                   help="also train the self-supervised encoders and report the with/without-SSL ablation (+2 min)")
+    p.add_argument("--ssl-epochs", type=int, default=None, help="epochs of both SSL trainings (default 15/12)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="generate a demo catalog of real media files and logs")
@@ -231,6 +287,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_train_encoders)
+
+    p = sub.add_parser("fit", help="fit a model and save it as a bundle for serving")
+    _data_options(p)
+    p.add_argument("--model", required=True, type=str.lower, help="popularity, itemknn, userknn, als, content, bridge, hybrid")
+    p.add_argument("--features", default=None, metavar="DIR", help="item features folder (avrec features)")
+    p.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
+                   help="model parameter, repeatable (e.g. als.factors=256)")
+    p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("recommend", help="write top-n lists of every (or the listed) user from a bundle")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--out", required=True, help="recs.parquet or recs.csv")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--users", default=None, metavar="FILE", help="user ids: CSV/Parquet with user_id, or one per line")
+    p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--media-root", default=None, metavar="DIR", help="allow POST /items for media files under DIR")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="summarise a dataset and its split")
     _data_options(p)

@@ -16,13 +16,17 @@ import numpy as np
 
 DEMO_MODELS = ("popularity", "itemknn", "userknn", "als", "content:audio", "content:video_cnn",
                "content:video_desc", "content:fused", "bridge", "hybrid")
+#: extra rows of the self-supervised ablation (``avrec demo --ssl``): the SSL blocks alone, and the
+#: content models refitted on a fusion that includes them
+SSL_MODELS = ("content:audio_ae", "content:av_audio", "content:av_video", "content:fused+ssl", "bridge+ssl",
+              "hybrid+ssl")
 
 
 def _make(label: str):
     """Model for a demo label: ``name`` or ``content:<block>``."""
     from recsys.models import make_model
 
-    name, _, block = label.partition(":")
+    name, _, block = label.removesuffix("+ssl").partition(":")
     return make_model(name, block=block) if block else make_model(name)
 
 
@@ -50,6 +54,8 @@ def run_demo(
     workers: int | None = None,
     models: tuple[str, ...] = DEMO_MODELS,
     features: bool = True,
+    ssl: bool = False,
+    ssl_epochs: int | None = None,
     console=None,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to ``out_dir/summary.json``)."""
@@ -92,6 +98,13 @@ def run_demo(
             item_features = item_features.align(x.item_map)
         step.done(f"features in {out_dir / 'features'}")
 
+    ssl_features = None
+    if ssl and item_features is not None:
+        step("3b. self-supervised encoders (audio autoencoder, audio-visual correspondence)")
+        ssl_features = _ssl_features(cat, out_dir, ssl_epochs, seed, console).align(x.item_map)
+        models = tuple(models) + SSL_MODELS
+        step.done(f"SSL blocks added in {out_dir / 'features_ssl'}")
+
     step("4. fit and evaluate (exact full ranking, train items excluded)")
     # Models fit on train; the hybrid's ranker learns from val (the last tenth of the training
     # period). Test (after train_end) is never seen.
@@ -104,7 +117,8 @@ def run_demo(
             continue
         model = _make(label)
         t0 = time.perf_counter()
-        fit_model(model, split.train, item_features, split.val)
+        feats = ssl_features if (label.endswith("+ssl") or "av_" in label or "audio_ae" in label) else item_features
+        fit_model(model, split.train, feats, split.val)
         r = evaluate(model, split.train, split.test, ks=(10, 20))
         r.model = label
         r.seconds = time.perf_counter() - t0  # fit + evaluation
@@ -127,6 +141,12 @@ def run_demo(
     summary["outputs"]["recommendations"] = str(lists)
     step.done(f"{list_model}: top-100 for {split.train.n_users} users in {secs:.1f}s -> {lists}")
 
+    if "hybrid" in fitted and item_features is not None:
+        step("6. serving bundle")
+        bundle = _write_bundle(fitted["hybrid"], item_features, out_dir)
+        summary["outputs"]["bundle"] = str(bundle)
+        step.done(f"hybrid bundle -> {bundle}  (serve it: avrec serve --bundle {bundle} --media-root {cat.root})")
+
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     console.rule("[bold]summary")
     best = max(results, key=lambda r: r.segments["all"]["ndcg@20"])
@@ -139,6 +159,35 @@ def run_demo(
         if p.is_file() and "cache" not in p.parts and p.suffix in (".json", ".md", ".png", ".parquet", ".csv"):
             console.print(f"  {p.resolve()}")
     return summary
+
+
+def _write_bundle(model, item_features, out_dir: Path) -> Path:
+    """The demo's hybrid as a serving bundle, with the fusion and extractor settings that let the
+    server register new media files."""
+    from features.fusion import Fusion
+    from serving.bundle import save_bundle
+
+    fdir = out_dir / "features"
+    fusion = Fusion.load(fdir) if (fdir / "fusion.json").exists() else None
+    extractor = item_features.provenance.get("extractor", {}).get("config")
+    return save_bundle(model, out_dir / "bundle", item_features=item_features, fusion=fusion, extractor=extractor,
+                       overwrite=True, extra={"source": "avrec demo"})
+
+
+def _ssl_features(cat, out_dir: Path, epochs, seed: int, console):
+    """Copy the features folder, add the SSL blocks to the copy and fuse every block."""
+    import shutil
+
+    from features.fusion import fuse
+    from recsys.data import Catalog, ItemFeatures
+    from training.encoders import train_encoders
+
+    src, dst = out_dir / "features", out_dir / "features_ssl"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    train_encoders(dst, Catalog.from_csv(cat.catalog_csv), out_dir, epochs=epochs, seed=seed,
+                   log=lambda m: console.print(f"  {m}", markup=False))
+    return fuse(ItemFeatures.load(dst), method="concat")
 
 
 def _extract_features(cat, out: Path, workers, console, summary):

@@ -365,6 +365,17 @@ class Interactions:
         """Same ids and structure, new weights (e.g. a confidence transform)."""
         return Interactions(matrix, self.user_map, self.item_map, self.timestamps)
 
+    def with_new_items(self, item_ids: Sequence) -> "Interactions":
+        """Same entries with item columns appended for ``item_ids`` (unknown, no interactions yet)."""
+        ids = list(item_ids)
+        known = [i for i in ids if i in self.item_map]
+        if known:
+            raise DataError(f"items already in the item map: {known[:5]}")
+        old = self.item_map.ids.tolist()
+        m = sp.csr_matrix((self.matrix.data, self.matrix.indices, self.matrix.indptr),
+                          shape=(self.n_users, self.n_items + len(ids)))
+        return Interactions(m, self.user_map, IdMap(old + ids, "item"), self.timestamps)
+
     def same_maps(self, other: "Interactions") -> bool:
         """Whether ``other`` uses the same user and item id maps."""
         return (self.user_map is other.user_map or self.user_map == other.user_map) and (

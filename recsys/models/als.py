@@ -65,6 +65,7 @@ class ALS(EmbeddingRecommender):
     """
 
     name = "als"
+    _state_attrs = ("user_factors_", "item_factors_")
 
     def __init__(
         self,
@@ -146,6 +147,63 @@ class ALS(EmbeddingRecommender):
             self._implicit = m
             self.used_gpu_ = False
         return m
+
+    @classmethod
+    def from_factors(cls, user_factors: np.ndarray, item_factors: np.ndarray, interactions, **params) -> "ALS":
+        """An ALS whose factors were learned elsewhere (Spark MLlib, a bundle), ready to score.
+
+        Parameters
+        ----------
+        user_factors : (n_users, f) float
+            Row ``u`` belongs to ``interactions.user_ids[u]``.
+        item_factors : (n_items, f) float
+            Row ``i`` belongs to ``interactions.item_ids[i]``; zero rows for items without factors.
+        interactions : Interactions
+            The training interactions (seen-item filtering, fold-in statistics, id maps).
+        **params
+            Constructor settings (``regularization``, ``alpha``, ``weighting`` ... used by fold-in).
+
+        Returns
+        -------
+        ALS
+            Fitted: ``recommend``, ``scores``, ``fold_in`` and ``similar_items`` work as after ``fit``.
+        """
+        from recsys.data.interactions import Interactions
+        from recsys.errors import DataError
+
+        uf = np.ascontiguousarray(user_factors, dtype=np.float32)
+        itf = np.ascontiguousarray(item_factors, dtype=np.float32)
+        if not isinstance(interactions, Interactions):
+            raise DataError(f"from_factors expects Interactions, got {type(interactions).__name__}")
+        if uf.ndim != 2 or itf.ndim != 2 or uf.shape[1] != itf.shape[1]:
+            raise DataError(f"factor shapes {uf.shape} and {itf.shape} do not share a latent dimension")
+        if (uf.shape[0], itf.shape[0]) != interactions.shape:
+            raise DataError(f"factors are {uf.shape[0]} users x {itf.shape[0]} items but the interactions are "
+                            f"{interactions.shape[0]} x {interactions.shape[1]}")
+        params.setdefault("factors", uf.shape[1])
+        model = cls(**params)
+        model._validate()
+        model.train_ = interactions
+        model.n_users_, model.n_items_ = interactions.shape
+        model.item_popularity_ = interactions.item_counts().astype(np.float32)
+        model.weighting_ = Weighting(model.weighting, model.bm25_k1, model.bm25_b).fit(interactions.matrix)
+        model.user_factors_, model.item_factors_ = uf, itf
+        model._check_finite(uf, itf)
+        model.used_gpu_ = False
+        model._implicit = None
+        return model
+
+    def _restore(self, state, item_features) -> None:
+        # the weighting statistics are a deterministic function of the training matrix
+        self.weighting_ = Weighting(self.weighting, self.bm25_k1, self.bm25_b).fit(self.train_.matrix)
+        self.used_gpu_ = False
+        self._implicit = None
+
+    def _grow_items(self, m: int, new_features) -> None:
+        from recsys.models.base import pad_rows
+
+        self.item_factors_ = pad_rows(self.item_factors_, m)  # no interactions, no factors
+        self._restore({}, None)
 
     # ------------------------------------------------------------------ scoring
     def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:

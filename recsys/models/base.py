@@ -19,6 +19,7 @@ Conventions
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -209,6 +210,82 @@ class Recommender:
         self._check_fitted()
         return 0 <= item_idx < self.n_items_ and self.item_popularity_[item_idx] > 0
 
+    # ------------------------------------------------------------------ state (bundles)
+    #: learned attributes a bundle saves: arrays, sparse matrices, JSON values, nested models
+    #: (a model whose state needs conversion overrides ``get_state`` / ``_restore``)
+    _state_attrs: tuple[str, ...] = ()
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything learned beyond the training interactions, as plain values.
+
+        Values are numpy arrays, scipy CSR matrices, JSON-serialisable values, nested
+        :class:`Recommender` objects or dicts of those; :mod:`serving.bundle` writes them without
+        pickle. ``from_state(params, get_state(), interactions, item_features)`` rebuilds a model
+        that answers identically.
+        """
+        self._check_fitted()
+        return {a: getattr(self, a) for a in self._state_attrs}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any], interactions: Interactions,
+                   item_features=None) -> "Recommender":
+        """A fitted model from constructor ``params``, a :meth:`get_state` dict and its training data."""
+        from recsys.errors import BundleError
+
+        model = cls(**params)
+        missing = [a for a in model._state_attrs if a not in state]
+        if missing:
+            raise BundleError(f"{cls.__name__} state lacks {missing}; the bundle is incomplete or from another version")
+        model.train_ = interactions
+        model.n_users_, model.n_items_ = interactions.shape
+        model.item_popularity_ = interactions.item_counts().astype(np.float32)
+        for a in model._state_attrs:
+            setattr(model, a, state[a])
+        model._restore(state, item_features)
+        return model
+
+    def _restore(self, state: dict[str, Any], item_features) -> None:
+        """Rebuild derived attributes after :meth:`from_state` set the saved ones."""
+
+    # ------------------------------------------------------------------ new items (serving)
+    def add_items(self, item_ids: Sequence, item_features=None) -> np.ndarray:
+        """Append items unknown at fit time (no interactions), so they can be scored at once.
+
+        Models that read content (content, bridge, hybrid) score them from ``item_features``;
+        collaborative models give them the cold answer (zero factors, no neighbours, popularity 0).
+
+        Parameters
+        ----------
+        item_ids : sequence of raw ids, none of them known
+        item_features : ItemFeatures, optional
+            Rows for exactly these items, with the blocks (and fused matrix) the model was fitted on.
+
+        Returns
+        -------
+        idx : (m,) int64, the new items' indices
+        """
+        self._check_fitted()
+        ids = list(item_ids)
+        known = [i for i in ids if i in self.train_.item_map]
+        if known:
+            raise DataError(f"items already known: {known[:5]}")
+        if item_features is not None and list(item_features.item_ids.tolist()) != ids:
+            raise DataError("item_features rows must be exactly the new items, in order")
+        start = self.n_items_
+        self._grow(self.train_.with_new_items(ids), item_features)
+        return np.arange(start, start + len(ids), dtype=np.int64)
+
+    def _grow(self, interactions: Interactions, new_features) -> None:
+        """Switch to ``interactions`` (same users, new item columns) and extend learned arrays."""
+        m = interactions.n_items - self.n_items_
+        self.train_ = interactions
+        self.n_items_ = interactions.n_items
+        self.item_popularity_ = np.concatenate([self.item_popularity_, np.zeros(m, np.float32)])
+        self._grow_items(m, new_features)
+
+    def _grow_items(self, m: int, new_features) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot add items after fitting")
+
     def get_params(self) -> dict[str, Any]:
         """Constructor settings (JSON-serialisable)."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
@@ -323,6 +400,12 @@ class EmbeddingRecommender(Recommender):
         v = self._item_vectors()
         norms = np.linalg.norm(v, axis=1)
         return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
+
+
+def pad_rows(a: np.ndarray, m: int, values: np.ndarray | None = None) -> np.ndarray:
+    """``a`` with ``m`` rows appended: ``values`` (m, ...) or zeros."""
+    extra = np.zeros((m, *a.shape[1:]), dtype=a.dtype) if values is None else np.asarray(values, dtype=a.dtype)
+    return np.ascontiguousarray(np.concatenate([a, extra.reshape(m, *a.shape[1:])]))
 
 
 def _mask_csr(scores: np.ndarray, rows: sp.csr_matrix) -> None:

@@ -196,6 +196,47 @@ class Bridge(EmbeddingRecommender):
         set_output_norm(net, norm)
         return norm
 
+    # ------------------------------------------------------------------ state (bundles)
+    _state_attrs = ("als_", "has_media_", "cold_mask_", "predicted_factors_", "item_factors_", "cold_norm_")
+
+    def get_state(self) -> dict:
+        """ALS, factor arrays and the net as its config plus state_dict arrays (no pickle)."""
+        from dataclasses import asdict
+
+        state = super().get_state()
+        state["net_config"] = {**asdict(self.bridge_config_), "in_dim": int(self.net_.in_dim),
+                               "out_dim": int(self.net_.out_dim)}
+        state["net"] = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        return state
+
+    def _restore(self, state, item_features) -> None:
+        import torch
+
+        from training.bridge import BridgeConfig, build_net
+
+        cfg = dict(state["net_config"])
+        in_dim, out_dim = cfg.pop("in_dim"), cfg.pop("out_dim")
+        self.bridge_config_ = BridgeConfig.from_dict(cfg)
+        net = build_net(in_dim, out_dim, self.bridge_config_)
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state["net"].items()})
+        self.net_ = net.eval()
+        self.user_factors_ = self.als_.user_factors_
+        self.cold_norm_ = None if self.cold_norm_ is None else float(self.cold_norm_)
+
+    def _grow_items(self, m: int, new_features) -> None:
+        from recsys.models.base import pad_rows
+
+        if self.als_.n_items_ < self.n_items_:  # a hybrid grows the shared ALS itself
+            self.als_._grow(self.train_, None)
+        has = np.zeros(m, bool) if new_features is None else np.asarray(new_features.mask_of(self.block), bool)
+        pred = np.zeros((m, self.predicted_factors_.shape[1]), np.float32)
+        if has.any():
+            pred[has] = self.predict_factors(new_features.matrix(self.block)[has])
+        self.predicted_factors_ = pad_rows(self.predicted_factors_, m, pred)
+        self.item_factors_ = pad_rows(self.item_factors_, m, pred)  # new items are cold: predicted factors
+        self.has_media_ = np.concatenate([self.has_media_, has])
+        self.cold_mask_ = np.concatenate([self.cold_mask_, np.ones(m, bool)])
+
     # ------------------------------------------------------------------ serving
     def predict_factors(self, content: np.ndarray) -> np.ndarray:
         """Predicted factors of content vectors from the same block (new items at serving time).

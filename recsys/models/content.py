@@ -39,6 +39,7 @@ class Content(EmbeddingRecommender):
     """
 
     name = "content"
+    _state_attrs = ("item_vectors_", "user_profiles_", "has_media_", "center_")
     uses_features = True
 
     def __init__(self, block: str = "fused", half_life_days: float | None = 30.0, use_weights: bool = True,
@@ -59,11 +60,27 @@ class Content(EmbeddingRecommender):
             raise ConfigError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
         x = np.asarray(item_features.matrix(self.block), dtype=np.float32)
         self.has_media_ = item_features.mask_of(self.block).copy()
+        self.center_ = np.zeros(x.shape[1], np.float32)
         if self.center and self.has_media_.any():
-            x = x - x[self.has_media_].mean(axis=0, keepdims=True)
-        x[~self.has_media_] = 0.0  # no media: no direction, cosine 0 with everyone
-        self.item_vectors_ = l2_rows(x)
+            self.center_ = x[self.has_media_].mean(axis=0).astype(np.float32)
+        self.item_vectors_ = self._item_rows(x, self.has_media_)
         self.user_profiles_ = self._profiles(self._profile_weights(interactions))
+
+    def _item_rows(self, x: np.ndarray, has_media: np.ndarray) -> np.ndarray:
+        """Centred, L2-normalised content rows; items without media get zero rows."""
+        x = np.asarray(x, dtype=np.float32) - self.center_
+        x[~np.asarray(has_media, dtype=bool)] = 0.0  # no media: no direction, cosine 0 with everyone
+        return l2_rows(x)
+
+    def _grow_items(self, m: int, new_features) -> None:
+        from recsys.models.base import pad_rows
+
+        if new_features is None:
+            x, has = np.zeros((m, self.item_vectors_.shape[1]), np.float32), np.zeros(m, bool)
+        else:
+            x, has = new_features.matrix(self.block), new_features.mask_of(self.block)
+        self.item_vectors_ = pad_rows(self.item_vectors_, m, self._item_rows(x, has))
+        self.has_media_ = np.concatenate([self.has_media_, has])
 
     def _profile_weights(self, interactions) -> sp.csr_matrix:
         w = interactions.matrix.copy()

@@ -28,6 +28,13 @@ def _keep_top_k(dense: np.ndarray, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((vals[keep], (rows[keep], part[keep])), shape=(b, m), dtype=np.float32)
 
 
+def pad_square(x: sp.csr_matrix, m: int) -> sp.csr_matrix:
+    """(n, n) CSR grown to (n + m, n + m) with empty new rows and columns."""
+    n = x.shape[0]
+    indptr = np.concatenate([x.indptr, np.full(m, x.indptr[-1], dtype=x.indptr.dtype)])
+    return sp.csr_matrix((x.data, x.indices, indptr), shape=(n + m, n + m))
+
+
 def _check(k: int, shrink: float) -> None:
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
@@ -70,6 +77,7 @@ class ItemKNN(_Neighbourhood):
     """
 
     name = "itemknn"
+    _state_attrs = ("similarity_", "item_norms_")
 
     def __init__(self, k: int = 50, shrink: float = 50.0, binary: bool = True) -> None:
         super().__init__(k, shrink, binary)
@@ -92,6 +100,10 @@ class ItemKNN(_Neighbourhood):
         # over the candidate's own neighbourhood
         self.similarity_ = sp.vstack(blocks).T.tocsr()
         self.item_norms_ = norms
+
+    def _grow_items(self, m: int, new_features) -> None:
+        self.similarity_ = pad_square(self.similarity_, m)  # a new item has no neighbours yet
+        self.item_norms_ = np.concatenate([self.item_norms_, np.zeros(m, np.float32)])
 
     def _score_users(self, users, rows) -> np.ndarray:
         return np.asarray((self._matrix(rows) @ self.similarity_).todense(), dtype=np.float32)
@@ -129,9 +141,16 @@ class UserKNN(_Neighbourhood):
 
     def _fit(self, interactions, item_features) -> None:
         _check(self.k, self.shrink)
-        self.x_ = self._matrix(interactions.matrix)
+        self._restore({}, item_features)
+
+    def _restore(self, state, item_features) -> None:
+        # everything user-kNN knows is the training matrix itself: nothing else to save
+        self.x_ = self._matrix(self.train_.matrix)
         self.xt_ = self.x_.T.tocsr()
         self.user_norms_ = _row_norms(self.x_)
+
+    def _grow_items(self, m: int, new_features) -> None:
+        self._restore({}, None)
 
     def _neighbour_scores(self, rows: sp.csr_matrix, exclude: np.ndarray | None) -> np.ndarray:
         rows = self._matrix(rows)

@@ -18,6 +18,7 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    _state_attrs = ("scores_",)
 
     def __init__(self, by: str = "users") -> None:
         self.by = by
@@ -31,6 +32,9 @@ class Popularity(Recommender):
             self.scores_ = np.asarray(interactions.matrix.sum(axis=0), dtype=np.float32).ravel()
         else:
             raise ConfigError(f"Popularity(by=...) must be 'users' or 'weight', got {self.by!r}")
+
+    def _grow_items(self, m: int, new_features) -> None:
+        self.scores_ = np.concatenate([self.scores_, np.zeros(m, np.float32)])
 
     def _score_users(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(users), self.n_items_)).copy()

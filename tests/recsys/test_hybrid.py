@@ -46,7 +46,8 @@ def data():
 
 
 def _hybrid():
-    return Hybrid(n_candidates=20, n_negatives=5, als_params={"factors": 8, "regularization": 0.05, "alpha": 5.0,
+    return Hybrid(candidates={"als": 20, "bridge": 20, "itemknn": 10, "content": 10},
+                  ranker_params={"rounds": 60, "min_data_in_leaf": 5}, als_params={"factors": 8, "regularization": 0.05, "alpha": 5.0,
                                                               "weighting": "none"},
                   bridge_params={"epochs": 30, "hidden": 32})
 

@@ -1,0 +1,243 @@
+"""What the HTTP API does, without HTTP: recommendations, similar items, new media items.
+
+Route handlers in :mod:`serving.app` parse, call one method here and format; the same methods are
+usable from Python. Raw ids arrive as strings from URLs: :meth:`RecommendationService.item_index`
+and :meth:`user_index` match them against integer or string id maps.
+
+Concurrency: requests read the model while ``register_item`` grows it; one lock serialises access
+so no request sees half-grown arrays (scoring one user is sub-millisecond to a few ms, so the
+lock is not the bottleneck on the 1-2 worker processes a bundle is served with).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.errors import ConfigError, DataError, MediaDecodeError, UnknownIdError
+from serving.bundle import Bundle
+
+SIMILAR_BY = ("fused", "audio", "video", "cf")
+# feature blocks that answer by=audio / by=video, in order of preference
+_BY_BLOCKS = {"audio": ("audio", "audio_ae", "av_audio"), "video": ("video_cnn", "video", "image", "video_desc", "av_video")}
+
+
+class RecommendationService:
+    """Recommendations and item registration on a loaded :class:`~serving.bundle.Bundle`.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    media_root : path, optional
+        Directory new media files must live under (``register_item``); None disables registration.
+    """
+
+    def __init__(self, bundle: Bundle, media_root: str | Path | None = None) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.media_root = None if media_root is None else Path(media_root).resolve()
+        self._lock = threading.Lock()
+        self._unit_cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def interactions(self):
+        return self.model.train_
+
+    @staticmethod
+    def _lookup(idmap, raw: Any) -> int:
+        idx = idmap.get(raw)
+        if idx < 0 and isinstance(raw, str):
+            try:
+                idx = idmap.get(int(raw))
+            except ValueError:
+                pass
+        return idx
+
+    def user_index(self, raw: Any) -> int:
+        """Index of a raw user id (``"42"`` matches 42); -1 when unknown."""
+        return self._lookup(self.interactions.user_map, raw)
+
+    def item_index(self, raw: Any) -> int:
+        """Index of a raw item id (``"7"`` matches 7); -1 when unknown."""
+        return self._lookup(self.interactions.item_map, raw)
+
+    def _items_out(self, idx: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        keep = idx >= 0
+        ids = self.interactions.item_ids[idx[keep]].tolist()
+        return [{"item_id": i, "score": float(s)} for i, s in zip(ids, scores[keep])]
+
+    # ------------------------------------------------------------------ recommendations
+    def recommend_user(self, user_id: Any, n: int = 10, exclude_seen: bool = True) -> dict[str, Any]:
+        """Top-``n`` for a user id; an unknown id gets the cold-start list and ``known_user=False``."""
+        with self._lock:
+            u = self.user_index(user_id)
+            known = u >= 0 and self.model.knows_user(u)
+            if u >= 0:
+                idx, scores = self.model.recommend(u, n=n, filter_seen=exclude_seen)
+            else:  # no history: the model's cold-start answer (popularity for the CF models)
+                empty = sp.csr_matrix((1, self.model.n_items_), dtype=np.float32)
+                idx, scores = self.model.recommend(-1, empty, n=n, filter_seen=exclude_seen)
+            return {"user_id": user_id, "known_user": bool(known), "items": self._items_out(idx, scores)}
+
+    def recommend_history(self, items: list[Any], n: int = 10, exclude_seen: bool = True,
+                          weights: list[float] | None = None) -> dict[str, Any]:
+        """Top-``n`` for an ad-hoc history (a new or anonymous user), folded in without refitting.
+
+        Item ids the model does not know are ignored and listed in ``unknown_items``.
+        """
+        if weights is not None and len(weights) != len(items):
+            raise DataError(f"weights has {len(weights)} values for {len(items)} items")
+        with self._lock:
+            idx = np.array([self.item_index(i) for i in items], dtype=np.int64)
+            unknown = [i for i, j in zip(items, idx) if j < 0]
+            w = np.ones(len(items), np.float32) if weights is None else np.asarray(weights, np.float32)
+            if (w < 0).any() or not np.isfinite(w).all():
+                raise DataError("weights must be finite and non-negative")
+            ok = idx >= 0
+            row = sp.csr_matrix((w[ok], (np.zeros(ok.sum(), int), idx[ok])), shape=(1, self.model.n_items_),
+                                dtype=np.float32)
+            row.sum_duplicates()
+            rec, scores = self.model.recommend(-1, row, n=n, filter_seen=exclude_seen)
+            return {"items": self._items_out(rec, scores), "unknown_items": unknown, "n_history": int(ok.sum())}
+
+    # ------------------------------------------------------------------ similar items
+    def _unit_rows(self, by: str) -> np.ndarray:
+        """L2-normalised item vectors for ``by`` (cached; the cache is dropped when items are added)."""
+        if by in self._unit_cache:
+            return self._unit_cache[by]
+        if by == "cf":
+            comp = getattr(self.model, "bridge_", None) or self.model
+            if not hasattr(comp, "item_factors_"):
+                raise ConfigError(f"the {self.model.name} model has no item factors; use by=fused|audio|video")
+            x = comp.item_factors_
+        else:
+            feats = self.bundle.item_features
+            if feats is None:
+                raise ConfigError(f"this bundle has no item features; only by=cf works for a {self.model.name} model")
+            if by == "fused":
+                if feats.fused is None:
+                    raise ConfigError("this bundle's features have no fused matrix")
+                x = feats.fused
+            else:
+                name = next((b for b in _BY_BLOCKS[by] if b in feats.blocks), None)
+                if name is None:
+                    raise ConfigError(f"this bundle has no {by} block (blocks: {sorted(feats.blocks)})")
+                x = feats.blocks[name].copy()
+                x[~feats.mask_of(name)] = 0.0
+                x = x - x[feats.mask_of(name)].mean(axis=0) if feats.mask_of(name).any() else x
+                x[~feats.mask_of(name)] = 0.0
+        from recsys.models.content import l2_rows
+
+        self._unit_cache[by] = l2_rows(x)
+        return self._unit_cache[by]
+
+    def similar_items(self, item_id: Any, n: int = 10, by: str = "fused") -> dict[str, Any]:
+        """The ``n`` items most similar to ``item_id`` by content (fused, audio, video) or CF factors."""
+        if by not in SIMILAR_BY:
+            raise ConfigError(f"by must be one of {SIMILAR_BY}, got {by!r}")
+        with self._lock:
+            i = self.item_index(item_id)
+            if i < 0:
+                raise UnknownIdError(f"unknown item {item_id!r}")
+            x = self._unit_rows(by)
+            if not np.any(x[i]):
+                raise DataError(f"item {item_id!r} has no {by} vector (no such media, or no interactions for cf)")
+            sims = (x @ x[i]).astype(np.float32)
+            sims[i] = -np.inf
+            from recsys.models.base import top_n
+
+            idx, vals = top_n(sims[None, :], n)
+            return {"item_id": item_id, "by": by, "items": self._items_out(idx[0], vals[0])}
+
+    # ------------------------------------------------------------------ new items
+    def resolve_media(self, path: str) -> Path:
+        """``path`` (relative to the media root, or absolute inside it) as an existing file.
+
+        Raises
+        ------
+        ConfigError  registration is disabled (no media root)
+        DataError    the path leaves the root, or is not a file
+        """
+        if self.media_root is None:
+            raise ConfigError("item registration is disabled: start the server with --media-root DIR")
+        p = Path(path)
+        full = (p if p.is_absolute() else self.media_root / p).resolve()
+        if not full.is_relative_to(self.media_root):
+            raise DataError(f"path {path!r} is outside the media root")
+        if not full.is_file():
+            raise DataError(f"no media file at {path!r} under the media root")
+        return full
+
+    def register_item(self, item_id: Any, path: str) -> dict[str, Any]:
+        """Extract a new item's features, give it bridge factors and make it recommendable at once.
+
+        Raises
+        ------
+        ConfigError       registration disabled, or the model cannot score new items from media
+        DataError         bad path, or the item id is already known
+        MediaDecodeError  the file does not decode
+        """
+        full = self.resolve_media(path)
+        b = self.bundle
+        if b.extractor is None or b.fusion is None or b.item_features is None:
+            raise ConfigError(f"this bundle ({self.model.name}) has no extractor settings, fusion or features: "
+                              "new items need a content model (bridge, content, hybrid) fitted with --features")
+        if self.item_index(item_id) >= 0:
+            raise DataError(f"item {item_id!r} already exists")
+        from features.extract import ExtractorConfig, extract_file
+
+        ff = extract_file(full, ExtractorConfig(**b.extractor))  # slow part: outside the lock
+        new = self._new_item_features(item_id, ff)
+        with self._lock:
+            if self.item_index(item_id) >= 0:
+                raise DataError(f"item {item_id!r} already exists")
+            self.model.add_items([item_id], new)
+            b.item_features = _append_features(b.item_features, new)
+            self._unit_cache.clear()
+            idx = self.item_index(item_id)
+        return {"item_id": item_id, "item_idx": int(idx), "has_audio": bool(ff.has_audio),
+                "has_video": bool(ff.has_video), "duration_s": float(ff.duration_s), "cold": True}
+
+    def _new_item_features(self, item_id: Any, ff):
+        from recsys.data import ItemFeatures
+
+        feats = self.bundle.item_features
+        blocks, masks = {}, {}
+        for name, arr in feats.blocks.items():
+            have = name in ff.blocks
+            blocks[name] = (np.asarray(ff.blocks[name], np.float32) if have
+                            else np.zeros(arr.shape[1], np.float32))[None, :]
+            if have and blocks[name].shape[1] != arr.shape[1]:
+                raise MediaDecodeError(str(item_id), f"block {name} has {blocks[name].shape[1]} dims, expected {arr.shape[1]}")
+            masks[feats.block_masks[name]] = masks.get(feats.block_masks[name], True) and have
+        present = {b: v for b, v in blocks.items() if masks[feats.block_masks[b]]}
+        fused = self.bundle.fusion.transform_rows(present, {m: np.array([v]) for m, v in masks.items()})
+        return ItemFeatures([item_id], blocks, {m: np.array([v]) for m, v in masks.items()},
+                            block_masks=feats.block_masks, fused=fused)
+
+    # ------------------------------------------------------------------ info
+    def health(self) -> dict[str, Any]:
+        x = self.interactions
+        return {"status": "ok", "model": self.model.name, "n_users": int(x.n_users), "n_items": int(x.n_items),
+                "avrec_version": self.bundle.manifest.get("avrec_version"),
+                "bundle_created": self.bundle.manifest.get("created"),
+                "registration": self.media_root is not None and self.bundle.extractor is not None}
+
+
+def _append_features(a, b):
+    """Rows of ``b`` appended to ItemFeatures ``a`` (same blocks)."""
+    from recsys.data import ItemFeatures
+
+    return ItemFeatures(
+        np.concatenate([np.asarray(a.item_ids, dtype=object), np.asarray(b.item_ids, dtype=object)]),
+        {k: np.concatenate([v, b.blocks[k]]) for k, v in a.blocks.items()},
+        {k: np.concatenate([v, b.masks.get(k, np.zeros(b.n_items, bool))]) for k, v in a.masks.items()},
+        block_masks=a.block_masks,
+        fused=None if a.fused is None else np.concatenate([a.fused, b.fused]),
+        provenance=a.provenance,
+    )
