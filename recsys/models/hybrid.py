@@ -35,7 +35,7 @@ from recsys.errors import ConfigError, DataError
 from recsys.models.base import Recommender, batch_size_for, pad_rows
 from recsys.models.ranker import KINDS, Ranker
 
-DEFAULT_CANDIDATES = {"als": 200, "bridge": 100, "itemknn": 50, "content": 50}
+DEFAULT_CANDIDATES = {"als": 200, "bridge": 100, "itemknn": 50, "content": 50, "cold": 100}
 
 
 def _zscore(s: np.ndarray) -> np.ndarray:
@@ -80,7 +80,9 @@ class Hybrid(Recommender):
         Feature blocks for content components; None = ``fused`` plus one block per modality.
     candidates : dict, optional
         Candidates taken per user from each component (keys ``als``, ``bridge``, ``itemknn``,
-        ``content`` (per block)); missing keys use ``DEFAULT_CANDIDATES``.
+        ``content`` (per block), and ``cold``: the cold items closest to the user's content
+        profile (first content block), so new items reach the ranker even when no component
+        ranks them high); missing keys use ``DEFAULT_CANDIDATES``.
     ranker : {"lambdarank", "binary", "logistic"}
     ranker_params : dict, optional
         :class:`~recsys.models.ranker.Ranker` settings (``rounds``, ``learning_rate``, ``num_leaves``,
@@ -93,8 +95,8 @@ class Hybrid(Recommender):
         system knows). Off by default: it makes the model use validation interactions as input,
         which published protocols do not; results with it are reported separately.
     cold_share : float in [0, 1) or None
-        Exposure policy for cold items (no training interactions: new uploads). None ranks them
-        purely by the learned ranker. A share adds one constant to every cold candidate's ranker
+        Exposure policy for cold items (no training interactions: new uploads); default 0.25.
+        None ranks them purely by the learned ranker. A share adds one constant to every cold candidate's ranker
         score, chosen at fit time so that cold items fill this share of the top-20 slots of up
         to 2,000 training users' lists (seeded). The learned ranker optimises the overall metric and
         gives new items few slots; a platform that must expose new content sets this, and the
@@ -116,7 +118,7 @@ class Hybrid(Recommender):
         ranker_params: dict | None = None,
         cold_simulation: float | str = "auto",
         val_popularity: bool = False,
-        cold_share: float | None = None,
+        cold_share: float | None = 0.25,
         als_params: dict | None = None,
         knn_params: dict | None = None,
         bridge_params: dict | None = None,
@@ -283,6 +285,13 @@ class Hybrid(Recommender):
             if c:
                 np.put_along_axis(cand, np.argpartition(-s, c - 1, axis=1)[:, :c], True, axis=1)
             blocks.append(s)
+        n_cold, cold = self._n_cand("cold"), np.flatnonzero(self.cold_ > 0)
+        if n_cold and len(cold) and self.contents_:
+            content = blocks[3]  # the first content block
+            c = min(n_cold, len(cold))
+            top = np.argpartition(-content[:, cold], c - 1, axis=1)[:, :c] if c < len(cold) else \
+                np.broadcast_to(np.arange(len(cold)), (len(users), len(cold)))
+            np.put_along_axis(cand, cold[top], True, axis=1)
         cand[r, rows.indices] = False  # seen items are never candidates
         return blocks, cand
 
@@ -360,7 +369,8 @@ class Hybrid(Recommender):
         for _ in range(40):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if share(mid) < self.cold_share else (lo, mid)
-        return float((lo + hi) / 2)
+        # hi reaches the share; a boost that only breaks exact ties must survive float32 scores
+        return float(hi) if hi <= 0 else max(float(hi), 1e-3)
 
     def feature_importance(self) -> dict[str, float]:
         """Ranker importance per feature name (gain share, or |standardised coefficient|)."""
@@ -371,15 +381,20 @@ class Hybrid(Recommender):
     # ------------------------------------------------------------------ scoring
     def _rank(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         blocks, cand = self._score_blocks(users, rows)
-        # outside the pool: ALS order squeezed into (-2, -1), below every candidate score
-        als = np.where(np.isfinite(blocks[0]), blocks[0], 0.0)
-        out = -2.0 + 1.0 / (1.0 + np.exp(-np.clip(als, -30, 30)))
         r, c = np.nonzero(cand)
+        p = np.zeros(0)
         if len(r):
             p = self.ranker_model_.predict(self._pair_features(blocks, rows, r, c, self.val_pop_))
             p = p + self.cold_boost_ * self.cold_[c]  # exposure policy for new items (0 by default)
-            # candidates above every non-candidate, order kept: squash into (0, 1) monotonically
-            out[r, c] = 1.0 / (1.0 + np.exp(-np.clip(p, -30, 30)))
+        # Candidates keep their raw ranker scores (a squashing function would tie high scores in
+        # float32); items outside the pool keep the ALS order inside (floor - 2, floor - 1), below
+        # the row's lowest candidate.
+        floor = np.zeros(len(users))
+        if len(r):
+            np.minimum.at(floor, r, p)
+        als = np.where(np.isfinite(blocks[0]), blocks[0], 0.0)
+        out = floor[:, None] - 2.0 + 1.0 / (1.0 + np.exp(-np.clip(als, -30, 30)))
+        out[r, c] = p
         return out.astype(np.float32)
 
     def _score_users(self, users, rows) -> np.ndarray:
