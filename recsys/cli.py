@@ -93,6 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results, _ = run_evaluation(
         data, args.models, args.k, parse_params(args.param), tune_models, args.trials, args.tune_metric,
         args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
+        engine=args.engine, spark_master=args.spark_master,
     )
     for k in args.k:
         report.print_table(results, k, title=f"{data.name} (k={k}; exact full ranking, train items excluded)",
@@ -119,8 +120,14 @@ def cmd_features(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--fusion-weights expects name=value,...; got {args.fusion_weights!r}") from None
     fusion = FusionConfig(method=args.fusion, weights=weights, dim=args.fusion_dim)
-    report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
-                             fusion=fusion, retry_failed=args.retry_failed)
+    if args.engine == "spark":
+        from recsys.spark import extract_catalog_spark
+
+        report = extract_catalog_spark(catalog, args.out, config=config, master=args.spark_master, fusion=fusion,
+                                       retry_failed=args.retry_failed)
+    else:
+        report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
+                                 fusion=fusion, retry_failed=args.retry_failed)
     print(report.summary())
     return report.exit_code()
 
@@ -140,7 +147,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param).get(args.model, {})
     out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
-                     params=params, overwrite=args.overwrite)
+                     params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master)
     print(f"bundle written to {Path(out).resolve()}")
     return 0
 
@@ -171,8 +178,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         m = bundle.interactions.user_map
         # ids read from text are strings; match them to integer id maps too
         users = [u if u in m or not isinstance(u, str) or not u.lstrip("-").isdigit() else int(u) for u in raw]
-    out, seconds = write_recommendations(bundle.model, bundle.interactions, args.out, n=args.n, users=users,
-                                         filter_seen=not args.include_seen)
+    if args.engine == "spark":
+        from recsys.spark import recommend_all_spark
+
+        out, seconds = recommend_all_spark(bundle.model, bundle.interactions, args.out, n=args.n,
+                                           master=args.spark_master, users=users, filter_seen=not args.include_seen)
+        out = Path(out)
+    else:
+        out, seconds = write_recommendations(bundle.model, bundle.interactions, args.out, n=args.n, users=users,
+                                             filter_seen=not args.include_seen)
     print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
     return 0
 
@@ -212,6 +226,14 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--event-col", default=None)
     g.add_argument("--movielens", action="store_true", help="--log is a MovieLens u.data / ratings.dat / ratings.csv")
     g.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as implicit positives")
+
+
+def _engine_options(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", default="local", choices=["local", "spark"],
+                   help=f"local (default) or spark: {what} (needs avrec[spark] and Java 17)")
+    g.add_argument("--spark-master", default="local[*]", metavar="URL",
+                   help="Spark master: local[*], spark://host:7077, yarn, k8s://... (default local[*])")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default=None, metavar="DIR", help="item features folder (avrec features)")
     p.add_argument("--json", default=None, metavar="OUT", help="write results JSON here")
     p.add_argument("--report", default=None, metavar="DIR", help="write results.json, results.md and plots here")
+    _engine_options(p, "ALS fitted by Spark MLlib, ALS/bridge/content evaluated in Spark tasks")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("features", help="extract fused audio+video item features from a media catalog")
@@ -276,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion-dim", type=int, default=None, help="output size for --fusion pca")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
     p.add_argument("--quiet", action="store_true")
+    _engine_options(p, "files extracted by Spark tasks (mapInPandas), same outputs and cache")
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train-encoders",
@@ -296,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model parameter, repeatable (e.g. als.factors=256)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    _engine_options(p, "ALS fitted by Spark MLlib (implicitPrefs), saved in the same bundle format")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("recommend", help="write top-n lists of every (or the listed) user from a bundle")
@@ -304,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--users", default=None, metavar="FILE", help="user ids: CSV/Parquet with user_id, or one per line")
     p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
+    _engine_options(p, "lists computed in Spark tasks and written as a folder of part files")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI)")

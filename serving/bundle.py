@@ -368,7 +368,8 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
 
 # ---------------------------------------------------------------------------- fit -> bundle
 def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log=None, features: str | None = None,
-               params: dict | None = None, overwrite: bool = False, log_fn=print) -> Path:
+               params: dict | None = None, overwrite: bool = False, log_fn=print, engine: str = "local",
+               spark_master: str = "local[*]") -> Path:
     """Fit ``model_name`` on a split folder's training part (its val part trains the hybrid's ranker)
     or on a whole log, and save a bundle.
 
@@ -388,6 +389,10 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
         the item map as cold items.
     params : dict, optional
         Model settings.
+    engine : {"local", "spark"}
+        ``spark`` fits ALS with Spark MLlib (``model_name`` must be ``als``); a plain log file is
+        then read by Spark itself. The bundle format is the same.
+    spark_master : str
     """
     import time
 
@@ -396,7 +401,21 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
 
     if (dataset is None) == (log is None):
         raise ConfigError("give exactly one of --dataset DIR or --log FILE")
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"engine must be local or spark, got {engine!r}")
+    if engine == "spark" and model_name != "als":
+        raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
     t0 = time.perf_counter()
+    if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
+        from recsys.spark import fit_als_spark
+
+        # the log is read by Spark (executors), not by this process
+        model = fit_als_spark(log.path, params, master=spark_master,
+                              log_columns={"user": log.user, "item": log.item, "weight": log.weight})
+        log_fn(f"fitted als with Spark MLlib ({spark_master}) on {model.n_users_} users x {model.n_items_} items "
+               f"in {time.perf_counter() - t0:.1f}s")
+        return save_bundle(model, out, overwrite=overwrite,
+                           extra={"source": {"log": str(log.path)}, "engine": "spark"})
     val = None
     item_features = fusion = extractor = None
     if dataset is not None:
@@ -430,6 +449,13 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
             train = train.with_new_items(new)
             val = None if val is None else val.with_new_items(new)
         source["features"] = str(fpath.resolve())
+    if engine == "spark":
+        from recsys.spark import fit_als_spark
+
+        model = fit_als_spark(train, params, master=spark_master)
+        log_fn(f"fitted als with Spark MLlib ({spark_master}) on {train.n_users} users x {train.n_items} items "
+               f"in {time.perf_counter() - t0:.1f}s")
+        return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
     model = make_model(model_name, **(params or {}))
     if model.uses_features and item_features is None:
         raise ConfigError(f"the {model_name} model needs item features: pass --features DIR (avrec features) "
