@@ -619,7 +619,10 @@ def calibrate_norm(directions: np.ndarray, user_factors: np.ndarray, warm_top: n
     scale = float(np.abs(warm_top[np.isfinite(warm_top)]).max(initial=0.0)) + 1e-12
     scale /= max(float(np.abs(cold_top[np.isfinite(cold_top)]).max(initial=0.0)), 1e-12)
     hi = max(scale, 1e-6)
-    for _ in range(60):  # grow until the share is reached (or the cold items cannot get more)
+    # A share the cold items cannot reach at any norm (too few of them, or scores <= 0) would
+    # otherwise send the norm to ~1e17; aim at the most they can get instead.
+    share = min(share, list_share(hi * 2.0 ** 30, cold_top, warm_top))
+    for _ in range(31):  # grow until the share is reached
         if list_share(hi, cold_top, warm_top) >= share:
             break
         hi *= 2.0

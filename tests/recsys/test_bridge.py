@@ -314,3 +314,18 @@ def test_calibration_reaches_the_share():
     cold_top = top_scores(users_f, directions, sp.csr_matrix((50, 8), dtype=np.float32), np.arange(8), np.arange(50), 10)
     assert abs(list_share(norm, cold_top, warm_top) - 0.2) <= 0.02
     assert list_share(norm * 0.5, cold_top, warm_top) <= list_share(norm, cold_top, warm_top) <= list_share(norm * 2, cold_top, warm_top)
+
+
+def test_calibration_with_an_unreachable_share_stays_finite():
+    """One calibration item cannot fill 15% of 20 slots: the norm must not explode (it used to reach ~1e17)."""
+    from training.bridge import calibrate_norm, list_share
+
+    rng = np.random.default_rng(0)
+    users = rng.normal(size=(30, 4)).astype(np.float32)
+    warm_top = np.sort(rng.random((30, 20)).astype(np.float32), axis=1)[:, ::-1]
+    direction = np.array([[1.0, 0, 0, 0]], np.float32)
+    norm = calibrate_norm(direction, users, warm_top, 0.15, np.arange(30))
+    assert np.isfinite(norm) and norm < 1e4
+    cold_top = np.sort((users @ direction.T) * 1.0, axis=1)  # (30, 1)
+    # at the calibrated norm the item already takes every slot it can ever get
+    assert list_share(norm, np.pad(cold_top, ((0, 0), (0, 19)), constant_values=-np.inf), warm_top) > 0

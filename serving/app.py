@@ -1,0 +1,328 @@
+"""The HTTP API: FastAPI routes over :class:`~serving.service.RecommendationService`.
+
+Routes parse, call one service method and format; every decision lives in the service. Ids arrive
+as strings from URLs (or strings/ints in JSON bodies); the service matches them to the bundle's
+integer or string id maps.
+
+Errors: every avrec error a request can cause is mapped to a 4xx with ``{"detail": reason}`` by one
+handler (:data:`ERROR_STATUS`); invalid parameters are FastAPI's 422 whose ``detail`` lists the
+offending field (``loc``). A 5xx means a bug.
+
+Endpoints are plain ``def`` functions on purpose: FastAPI runs them in its thread pool, so a
+feature extraction (``POST /items``, ~0.1-1 s of decoding) never blocks the event loop that
+serves the other requests; the extraction runs outside the service's lock, so requests keep
+being answered meanwhile (scoring itself is serialised by that lock: ~1 ms a request for ALS).
+
+Start it with ``avrec serve --bundle B`` or :func:`serve`; :func:`create_app` builds the app for
+tests and for other ASGI servers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import asynccontextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from recsys import __version__
+from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, UnknownIdError
+from serving.metrics import MetricsMiddleware, MetricsRecorder
+from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError
+
+MAX_N = 1000  # longest list a request may ask for
+MAX_HISTORY = 10_000  # items in an ad-hoc history
+
+# Most specific first: the handler takes the first class the error is an instance of.
+ERROR_STATUS: tuple[tuple[type[AvrecError], int], ...] = (
+    (UnknownIdError, 404),  # no such item (unknown *users* are not an error: they get cold start)
+    (DuplicateIdError, 409),  # POST /items with an id the bundle already has
+    (RegistrationDisabledError, 403),  # POST /items on a server started without --media-root
+    (MediaDecodeError, 422),  # the file exists but is not decodable media
+    (ConfigError, 409),  # valid request this bundle cannot answer (no audio block, no extractor)
+    (DataError, 400),  # bad media path, inconsistent values
+    (AvrecError, 400),
+)
+
+RawId = Annotated[str | int, Field(description="raw id; strings match integer ids too (\"42\" is 42)")]
+
+
+# ---------------------------------------------------------------------------- schemas
+class SimilarBy(str, Enum):
+    """What item similarity is measured on."""
+
+    fused = "fused"
+    audio = "audio"
+    video = "video"
+    cf = "cf"
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what is wrong and what to do about it")
+
+
+class ScoredItem(BaseModel):
+    item_id: str | int
+    score: float
+
+
+class HealthOut(BaseModel):
+    status: str
+    model: str = Field(description="model class name of the bundle (als, bridge, hybrid, ...)")
+    n_users: int
+    n_items: int = Field(description="items, including those registered since the server started")
+    avrec_version: str | None
+    bundle_created: str | None
+    registration: bool = Field(description="whether POST /items is enabled")
+
+
+class UserRecommendationsOut(BaseModel):
+    user_id: str
+    known_user: bool = Field(description="false: the user had no training interactions; the list is cold start")
+    items: list[ScoredItem] = Field(description="best first; at most n")
+
+
+class HistoryIn(BaseModel):
+    """An ad-hoc history: the items a new or anonymous user interacted with."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"items": ["i0001", "i0007"], "n": 10}]})
+
+    items: list[RawId] = Field(max_length=MAX_HISTORY, description="item ids; unknown ones are reported back")
+    n: int = Field(10, ge=1, le=MAX_N)
+    exclude_seen: bool = Field(True, description="leave the history's items out of the list")
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, max_length=MAX_HISTORY, description="one non-negative weight per item (default 1 each)")
+
+    @field_validator("weights")
+    @classmethod
+    def _one_weight_per_item(cls, weights: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        items = info.data.get("items")  # absent when items itself failed validation
+        if weights is not None and items is not None and len(weights) != len(items):
+            raise ValueError(f"weights has {len(weights)} values for {len(items)} items")
+        return weights
+
+
+class HistoryRecommendationsOut(BaseModel):
+    items: list[ScoredItem]
+    unknown_items: list[str | int] = Field(description="history items the model does not know (ignored)")
+    n_history: int = Field(description="history items used")
+
+
+class SimilarItemsOut(BaseModel):
+    item_id: str
+    by: SimilarBy
+    items: list[ScoredItem]
+
+
+class RegisterItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"item_id": "i9001", "path": "new/clip.mp4"}]})
+
+    item_id: Annotated[str, Field(min_length=1, max_length=256)] | int
+    path: str = Field(min_length=1, max_length=4096, description="media file, relative to the server's --media-root")
+
+
+class RegisteredItemOut(BaseModel):
+    item_id: str | int
+    item_idx: int = Field(description="the item's index in the model")
+    has_audio: bool
+    has_video: bool
+    duration_s: float
+    cold: bool = Field(description="true: scored from its media until the model is refitted")
+
+
+class LatencyOut(BaseModel):
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    samples: int = Field(description="requests the quantiles are computed over (the most recent ones)")
+
+
+class RouteMetricsOut(BaseModel):
+    count: int
+    status: dict[str, int] = Field(description="requests per HTTP status code")
+    latency_ms: LatencyOut
+
+
+class MetricsOut(BaseModel):
+    uptime_s: float
+    window: int = Field(description="latencies kept per route")
+    requests: int
+    routes: dict[str, RouteMetricsOut] = Field(description='keyed by "METHOD /route/{template}"')
+
+
+# ---------------------------------------------------------------------------- app
+def _service(request: Request) -> RecommendationService:
+    return request.app.state.service
+
+
+Service = Annotated[RecommendationService, Depends(_service)]
+N = Annotated[int, Query(ge=1, le=MAX_N, description="list length")]
+_ERRORS = {404: {"model": ErrorOut}, 400: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+
+
+def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
+    """The FastAPI app serving ``bundle``.
+
+    Parameters
+    ----------
+    bundle : path or Bundle
+        A bundle directory is loaded (and verified) in the app's lifespan, i.e. when the server
+        starts, not here; a loaded :class:`~serving.bundle.Bundle` is used as is.
+    media_root : path, optional
+        Enables ``POST /items`` for media files under this directory.
+    """
+    from serving.bundle import Bundle
+
+    if not isinstance(bundle, (Bundle, str, os.PathLike)):
+        raise ConfigError(f"bundle must be a path or a Bundle, got {type(bundle).__name__}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from starlette.concurrency import run_in_threadpool
+        from threadpoolctl import threadpool_limits
+
+        from serving.bundle import load_bundle
+
+        loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
+        app.state.service = RecommendationService(loaded, media_root=media_root)
+        # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
+        # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
+        # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms
+        # with 1; hybrid 16 -> 9 ms). Requests run in parallel in the thread pool instead.
+        # OpenBLAS's setting is process-wide, so it is restored on exit.
+        limits = threadpool_limits(limits=1, user_api="blas")
+        try:
+            yield
+        finally:
+            limits.restore_original_limits()
+
+    app = FastAPI(
+        title="avrec",
+        version=__version__,
+        summary="Audio+video recommendations: per-user lists, ad-hoc histories, similar items, new media items.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = MetricsRecorder()
+    app.add_middleware(MetricsMiddleware, recorder=app.state.metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the offending input, and Python's JSON parser accepts NaN,
+        # Infinity and 1e999: echoing those back is not valid JSON and turned a 422 into a 500
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(AvrecError)
+    async def avrec_error(request: Request, exc: AvrecError) -> JSONResponse:
+        status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/health", response_model=HealthOut, tags=["info"])
+    def health(service: Service) -> dict[str, Any]:
+        """Model, catalog size and whether registration is on."""
+        return service.health()
+
+    @app.get("/users/{user_id}/recommendations", response_model=UserRecommendationsOut, tags=["recommendations"],
+             responses=_ERRORS)
+    def user_recommendations(service: Service, user_id: str, n: N = 10,
+                             exclude_seen: Annotated[bool, Query(description="leave out the user's training items")] = True,
+                             ) -> dict[str, Any]:
+        """Top-n for a user. An unknown user gets the cold-start list with `known_user: false`."""
+        return service.recommend_user(user_id, n=n, exclude_seen=exclude_seen)
+
+    @app.post("/recommendations", response_model=HistoryRecommendationsOut, tags=["recommendations"],
+              responses=_ERRORS)
+    def history_recommendations(service: Service, body: HistoryIn) -> dict[str, Any]:
+        """Top-n for an ad-hoc history (new or anonymous users), folded in without refitting."""
+        return service.recommend_history(body.items, n=body.n, exclude_seen=body.exclude_seen, weights=body.weights)
+
+    @app.get("/items/{item_id}/similar", response_model=SimilarItemsOut, tags=["items"], responses=_ERRORS)
+    def similar_items(service: Service, item_id: str, n: N = 10,
+                      by: Annotated[SimilarBy, Query(description="content (fused, audio, video) or CF factors")] = SimilarBy.fused,
+                      ) -> dict[str, Any]:
+        """The n items most similar to an item (itself excluded), by cosine similarity."""
+        return service.similar_items(item_id, n=n, by=by.value)
+
+    @app.post("/items", response_model=RegisteredItemOut, status_code=201, tags=["items"],
+              responses={**_ERRORS, 403: {"model": ErrorOut}})
+    def register_item(service: Service, body: RegisterItemIn) -> dict[str, Any]:
+        """Register a new media item: extract its features, predict its CF factors, recommendable at once.
+
+        400 bad path (outside the media root, missing), 403 registration disabled, 409 duplicate id or
+        a bundle without extractor settings, 422 invalid body or media that does not decode.
+        """
+        return service.register_item(body.item_id, body.path)
+
+    @app.get("/metrics", response_model=MetricsOut, tags=["info"])
+    def metrics(request: Request) -> dict[str, Any]:
+        """Request counts per route and status; latency quantiles over each route's recent requests."""
+        return request.app.state.metrics.snapshot()
+
+    return app
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (not representable in JSON) replaced by their repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, media_root: str | Path | None = None,
+          workers: int = 1, log_level: str = "warning") -> None:
+    """Serve a bundle with uvicorn until interrupted (``avrec serve``).
+
+    The manifest is read before the server starts so a wrong path fails at once with a
+    :class:`~recsys.errors.BundleError`; the full load (checksums, arrays) runs in the lifespan.
+
+    Parameters
+    ----------
+    bundle_path : path
+    host, port : where to listen
+    media_root : path, optional
+        Enables ``POST /items`` for files under it.
+    workers : int
+        Processes. Registered items live in one process's memory, so more than one worker
+        cannot be combined with ``media_root``.
+    log_level : str
+        uvicorn log level; request lines are logged at ``info`` and below.
+    """
+    import uvicorn
+
+    from serving.bundle import read_manifest
+
+    read_manifest(bundle_path)
+    if media_root is not None and not Path(media_root).is_dir():
+        raise ConfigError(f"--media-root {media_root} is not a directory")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and media_root is not None:
+        raise ConfigError("items registered with POST /items live in one process's memory: "
+                          "use workers=1 with --media-root")
+    level = log_level.lower()
+    options = {"host": host, "port": port, "log_level": level, "access_log": level in ("trace", "debug", "info")}
+    if workers == 1:
+        uvicorn.run(create_app(bundle_path, media_root=media_root), **options)
+    else:  # each worker process builds its own app from the environment
+        os.environ["AVREC_SERVE_BUNDLE"] = str(Path(bundle_path).resolve())
+        uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **options)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for multi-worker uvicorn: the bundle path is ``$AVREC_SERVE_BUNDLE``."""
+    path = os.environ.get("AVREC_SERVE_BUNDLE")
+    if not path:
+        raise ConfigError("AVREC_SERVE_BUNDLE is not set; start the server with avrec serve --bundle B")
+    return create_app(path)
