@@ -620,6 +620,26 @@ def _modality_of_blocks(names: list[str], use_default: bool) -> dict[str, str]:
     return {b: table.get(b, b.split("_")[0]) for b in names}
 
 
+def resolve_extractor(extract_fn: Callable | None, config: Any) -> tuple[Callable, Any, str, bool]:
+    """``(extract_fn, config, config_key, use_default)`` for a run: the default extractor and
+    config when None, and the cache key (config key, plus a hash of a custom function's name so
+    different extractors never share entries). The local and Spark engines both use it, so they
+    share cache entries."""
+    use_default = extract_fn is None
+    if use_default:
+        from features.extract import extract_file
+
+        extract_fn = extract_file
+    if config is None:
+        from features.extract import ExtractorConfig
+
+        config = ExtractorConfig()
+    config_key = str(config.key())
+    if not use_default:
+        config_key += "-" + hashlib.sha1(_function_id(extract_fn).encode()).hexdigest()[:8]
+    return extract_fn, config, config_key, use_default
+
+
 def _function_id(fn: Callable) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
@@ -678,18 +698,7 @@ def extract_catalog(
         raise ConfigError(f"workers must be an integer >= 1 (or None for one per core), got {workers!r}")
     if executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(map(repr, EXECUTORS))}, got {executor!r}")
-    use_default = extract_fn is None
-    if use_default:
-        from features.extract import extract_file
-
-        extract_fn = extract_file
-    if config is None:
-        from features.extract import ExtractorConfig
-
-        config = ExtractorConfig()
-    config_key = str(config.key())
-    if not use_default:
-        config_key += "-" + hashlib.sha1(_function_id(extract_fn).encode()).hexdigest()[:8]
+    extract_fn, config, config_key, use_default = resolve_extractor(extract_fn, config)
 
     out = Path(out_dir)
     cache_root = out / CACHE_DIR

@@ -541,6 +541,24 @@ def encode_mp4(path: str | Path, frames: np.ndarray, fps: int, samples: np.ndarr
             container.mux(packet)
 
 
+def write_clip(path: str | Path, seed: int = 0, seconds: float = 1.0, w: int = 64, h: int = 48, fps: int = 12,
+               sr: int = 16000) -> Path:
+    """A tiny H.264 + AAC MP4 whose colours and tone depend on ``seed`` (for tests and examples).
+
+    Frames: a seeded base colour drifting over time with a seeded top-left quadrant; sound: a sine at
+    ``220 + 110 * seed`` Hz.
+    """
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=3)
+    frames = np.empty((int(seconds * fps), h, w, 3), np.uint8)
+    for i in range(len(frames)):
+        frames[i] = (base + 9 * i) % 255
+        frames[i, : h // 2, : w // 2] = rng.integers(0, 255, size=3)
+    t = np.arange(int(seconds * sr)) / sr
+    encode_mp4(path, frames, fps, (0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t)).astype(np.float32), sr)
+    return Path(path)
+
+
 def _write_item_media(task: dict[str, Any]) -> tuple[str, str | None]:
     """Render and encode one item (the pool's unit of work). Returns ``(path, error or None)``."""
     try:

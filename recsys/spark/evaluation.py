@@ -85,12 +85,7 @@ def evaluate_spark(
         raise ConfigError(f"cut-offs must be positive integers, got {ks}")
     t0 = time.perf_counter()
     spark = resolve_session(spark, master)
-    user_vecs, item_vecs = frames.embedding_vectors(model)
-    if item_vecs.shape[0] != train.n_items or user_vecs.shape[0] != train.n_users:
-        raise ConfigError(
-            f"the model knows {user_vecs.shape[0]} users x {item_vecs.shape[0]} items but the split has "
-            f"{train.n_users} x {train.n_items}; evaluate the model on the split it was fitted on"
-        )
+    user_vecs, item_vecs = frames.embedding_vectors(model, train, "training interactions")
     users = np.flatnonzero(test.user_counts() > 0)
     item_counts = train.item_counts()
     shared = {

@@ -21,7 +21,6 @@ one that crashes again is recorded as failed with the store's reason, and the ba
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -93,19 +92,8 @@ def extract_catalog_spark(
     t0 = time.perf_counter()
     if len(catalog) == 0:
         raise DataError("the catalog has no items; nothing to extract")
-    use_default = extract_fn is None
-    if use_default:
-        from features.extract import extract_file
-
-        extract_fn = extract_file
-    if config is None:
-        from features.extract import ExtractorConfig
-
-        config = ExtractorConfig()
     # the cache key exactly as extract_catalog builds it, so both engines share entries
-    config_key = str(config.key())
-    if not use_default:
-        config_key += "-" + hashlib.sha1(store._function_id(extract_fn).encode()).hexdigest()[:8]
+    extract_fn, config, config_key, use_default = store.resolve_extractor(extract_fn, config)
     out = Path(out_dir)
     cache_root = out / store.CACHE_DIR
     cache_dir = cache_root / config_key

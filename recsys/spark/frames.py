@@ -64,8 +64,10 @@ def user_frame(spark, columns: dict, partitions: int | None = None):
     return df
 
 
-def embedding_vectors(model) -> tuple[np.ndarray, np.ndarray]:
+def embedding_vectors(model, interactions=None, what: str = "interactions") -> tuple[np.ndarray, np.ndarray]:
     """``(user_vectors (n_users, d), item_vectors (n_items, d))`` float32 of a fitted embedding model.
+
+    With ``interactions``, also checks that the vectors cover exactly its users and items.
 
     Raises
     ------
@@ -82,6 +84,11 @@ def embedding_vectors(model) -> tuple[np.ndarray, np.ndarray]:
         )
     u = np.ascontiguousarray(model._user_vectors(), dtype=np.float32)
     v = np.ascontiguousarray(model._item_vectors(), dtype=np.float32)
+    if interactions is not None and (v.shape[0] != interactions.n_items or u.shape[0] != interactions.n_users):
+        raise ConfigError(
+            f"the model knows {u.shape[0]} users x {v.shape[0]} items but the {what} have "
+            f"{interactions.n_users} x {interactions.n_items}; use the data the model was fitted on"
+        )
     return u, v
 
 

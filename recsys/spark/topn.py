@@ -74,8 +74,6 @@ def recommend_all_spark(
     ``score`` (float32); one row per recommended item; users with fewer than ``n`` eligible items
     get shorter lists.
     """
-    import pyarrow as pa
-
     from recsys.spark import frames
 
     target = str(out)  # kept as text: Path would mangle hdfs:// and s3a:// URLs
@@ -85,12 +83,7 @@ def recommend_all_spark(
         raise ConfigError(f"n must be >= 1, got {n}")
     t0 = time.perf_counter()
     spark = resolve_session(spark, master)
-    user_vecs, item_vecs = frames.embedding_vectors(model)
-    if item_vecs.shape[0] != interactions.n_items or user_vecs.shape[0] != interactions.n_users:
-        raise ConfigError(
-            f"the model knows {user_vecs.shape[0]} users x {item_vecs.shape[0]} items but the interactions "
-            f"have {interactions.n_users} x {interactions.n_items}; pass the interactions it was fitted on"
-        )
+    user_vecs, item_vecs = frames.embedding_vectors(model, interactions)
     if users is None:
         idx = interactions.active_users()
     else:

@@ -7,7 +7,6 @@ it (``import test_store`` with this folder on sys.path; the tests folders have n
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -20,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.fusion import Fusion, FusionConfig
+from features.fusion import Fusion
 from features import store
 from features.store import PROCESS_MIN_FILES, extract_catalog, file_sha1
 from recsys.data import Catalog, ItemFeatures
+from recsys.synthetic import write_clip
 from recsys.errors import ConfigError, MediaDecodeError
 
 HERE = Path(__file__).resolve().parent
@@ -451,37 +451,6 @@ def test_resume_after_sigkill(tmp_path):
 
 
 # ------------------------------------------------------------------------------ real media
-def write_clip(path: Path, seed: int = 0, seconds: float = 1.0, w: int = 64, h: int = 48, fps: int = 12,
-               sr: int = 16000) -> Path:
-    """A tiny H.264 + AAC MP4 whose colours and tone depend on ``seed``."""
-    import av
-
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"preset": "ultrafast"}
-        aus = c.add_stream("aac", rate=sr)
-        aus.layout = "mono"
-        base = rng.integers(0, 255, size=3)
-        for i in range(int(seconds * fps)):
-            img = np.empty((h, w, 3), np.uint8)
-            img[:] = (base + 9 * i) % 255
-            img[: h // 2, : w // 2] = rng.integers(0, 255, size=3)
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        t = np.arange(int(seconds * sr)) / sr
-        wave = (0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t)).astype(np.float32)
-        for k in range(0, len(wave), 1024):
-            fr = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], format="flt", layout="mono")
-            fr.sample_rate, fr.pts = sr, k
-            for p in aus.encode(fr):
-                c.mux(p)
-        for p in aus.encode():
-            c.mux(p)
-    return path
 
 
 @pytest.fixture

@@ -11,39 +11,7 @@ import polars as pl
 import pytest
 
 from recsys.data import Catalog, ItemFeatures
-
-
-def write_clip(path: Path, seed: int, seconds: float = 1.0, w: int = 48, h: int = 32, fps: int = 8,
-               sr: int = 16000) -> Path:
-    """A tiny H.264 + AAC MP4 whose colours and tone depend on ``seed``."""
-    import av
-
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"preset": "ultrafast"}
-        aus = c.add_stream("aac", rate=sr)
-        aus.layout = "mono"
-        base = rng.integers(0, 255, size=3)
-        for i in range(int(seconds * fps)):
-            img = np.empty((h, w, 3), np.uint8)
-            img[:] = (base + 9 * i) % 255
-            img[: h // 2, : w // 2] = rng.integers(0, 255, size=3)
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        t = np.arange(int(seconds * sr)) / sr
-        wave = (0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t)).astype(np.float32)
-        for k in range(0, len(wave), 1024):
-            fr = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], format="flt", layout="mono")
-            fr.sample_rate, fr.pts = sr, k
-            for p in aus.encode(fr):
-                c.mux(p)
-        for p in aus.encode():
-            c.mux(p)
-    return path
+from recsys.synthetic import write_clip
 
 
 @pytest.fixture(scope="module")
