@@ -3,8 +3,9 @@
 1. **Components** (fitted on the training interactions): ALS, the content->CF bridge (which gives
    cold items factors from their media), item-kNN and content profiles (the fused vector and each
    modality block).
-2. **Candidates** per user: the top items of every component (``candidates``), so warm and cold
-   items enter one pool; seen items never do.
+2. **Candidates** per user: the top items of every component, the cold items closest to the
+   user's content profile and the most popular items (``candidates``), so warm and cold items
+   enter one pool; seen items never do.
 3. **Features** per (user, item): each component's raw score and its z-score within the user's row,
    ALS log-rank, the item's training popularity and whether it is cold (no training interactions),
    whether it has media, the user's activity; optionally (``val_popularity``) the item's
@@ -35,7 +36,7 @@ from recsys.errors import ConfigError, DataError
 from recsys.models.base import Recommender, batch_size_for, pad_rows
 from recsys.models.ranker import KINDS, Ranker
 
-DEFAULT_CANDIDATES = {"als": 200, "bridge": 100, "itemknn": 50, "content": 50, "cold": 100}
+DEFAULT_CANDIDATES = {"als": 200, "bridge": 100, "itemknn": 50, "content": 50, "cold": 100, "popularity": 50}
 
 
 def _zscore(s: np.ndarray) -> np.ndarray:
@@ -82,7 +83,8 @@ class Hybrid(Recommender):
         Candidates taken per user from each component (keys ``als``, ``bridge``, ``itemknn``,
         ``content`` (per block), and ``cold``: the cold items closest to the user's content
         profile (first content block), so new items reach the ranker even when no component
-        ranks them high); missing keys use ``DEFAULT_CANDIDATES``.
+        ranks them high; ``popularity``: the most popular training items); missing keys use
+        ``DEFAULT_CANDIDATES``.
     ranker : {"lambdarank", "binary", "logistic"}
     ranker_params : dict, optional
         :class:`~recsys.models.ranker.Ranker` settings (``rounds``, ``learning_rate``, ``num_leaves``,
@@ -249,6 +251,7 @@ class Hybrid(Recommender):
         self.comp_train_ = train
         counts = train.item_counts().astype(np.float32)
         self.log_pop_ = np.log1p(counts)
+        self.popular_ = np.argsort(-counts, kind="stable")[:max(self._n_cand("popularity"), 1)]
         self.cold_ = (counts == 0).astype(np.float32)
         self.has_media_ = self.bridge_.has_media_.astype(np.float32)
 
@@ -292,6 +295,9 @@ class Hybrid(Recommender):
             top = np.argpartition(-content[:, cold], c - 1, axis=1)[:, :c] if c < len(cold) else \
                 np.broadcast_to(np.arange(len(cold)), (len(users), len(cold)))
             np.put_along_axis(cand, cold[top], True, axis=1)
+        n_pop = min(self._n_cand("popularity"), self.n_items_)
+        if n_pop:
+            cand[:, self.popular_[:n_pop]] = True
         cand[r, rows.indices] = False  # seen items are never candidates
         return blocks, cand
 
@@ -412,7 +418,7 @@ class Hybrid(Recommender):
 
     # ------------------------------------------------------------------ state (bundles)
     _state_attrs = ("als_", "itemknn_", "bridge_", "contents_", "block_names_", "log_pop_", "cold_",
-                    "has_media_", "val_pop_", "cold_boost_")
+                    "has_media_", "val_pop_", "cold_boost_", "popular_")
 
     def get_state(self) -> dict:
         state = super().get_state()
@@ -434,6 +440,6 @@ class Hybrid(Recommender):
         self.comp_train_ = self.train_
         has = self.bridge_.has_media_[-m:].astype(np.float32)
         self.log_pop_ = pad_rows(self.log_pop_, m)
-        self.cold_ = pad_rows(self.cold_, m, np.ones(m, np.float32))
+        self.cold_ = pad_rows(self.cold_, m, np.ones(m, np.float32))  # popular_ keeps its items
         self.has_media_ = pad_rows(self.has_media_, m, has)
         self.val_pop_ = pad_rows(self.val_pop_, m)
