@@ -149,7 +149,7 @@ class Recommender:
         out_val = np.empty((len(users), n), dtype=np.float32)
         for start in range(0, len(users), bs):
             sl = slice(start, start + bs)
-            block = rows[sl]
+            block = rows if len(users) <= bs else rows[sl]
             scores = self.scores(users[sl], block)
             if filter_seen:
                 _mask_csr(scores, block)
@@ -337,6 +337,8 @@ class Recommender:
     def _user_rows(self, users: np.ndarray, user_items: sp.csr_matrix | None) -> sp.csr_matrix:
         if user_items is None:
             known = (users >= 0) & (users < self.n_users_)
+            if len(users) == 1 and known[0]:  # one known user (serving): a slice, no fancy indexing
+                return self.train_.matrix[int(users[0]) : int(users[0]) + 1]
             rows = self.train_.matrix[np.where(known, users, 0)]
             if not known.all():  # unknown users without a history: empty rows
                 rows = rows.tolil()
@@ -345,7 +347,9 @@ class Recommender:
                     rows.data[r] = []
                 rows = rows.tocsr()
             return rows
-        rows = sp.csr_matrix(user_items, dtype=np.float32)
+        # rows built by recommend() are already float32 CSR: do not rebuild (and re-check) them
+        rows = user_items if isinstance(user_items, sp.csr_matrix) and user_items.dtype == np.float32 \
+            else sp.csr_matrix(user_items, dtype=np.float32)
         if rows.shape != (len(users), self.n_items_):
             raise DataError(
                 f"user_items has shape {rows.shape}; expected one row per requested user: "
