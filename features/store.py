@@ -61,6 +61,15 @@ while extracting a file (its in-flight markers are still there: that file may cr
 processes isolate it); otherwise threads. ``workers=1`` runs the files one after another in this
 process (its thread pools limited the same way while a file is extracted, then restored), except
 with ``executor="processes"``, which always uses worker processes.
+
+**Executor interface.** Another engine (:mod:`recsys.spark.features`) can run the files elsewhere
+and share this cache: :func:`resolve_extractor` (extractor, config and cache key),
+:class:`HashIndex` / :func:`hash_content` (the content hash of a file), :class:`Task` (one file to
+do), :func:`run_one` (extract one file into the cache, with its in-flight marker
+``<hash>`` + :data:`RUNNING_SUFFIX`), :func:`read_cached`, :func:`write_failed` (with
+:data:`CRASH_REASON` for a file that killed its worker), :func:`clean_stale`,
+:func:`extractor_threads` and :func:`atomic_write_text`. :func:`extract_catalog` then finds every
+file cached and only assembles the outputs.
 """
 
 from __future__ import annotations
@@ -98,9 +107,9 @@ _CHUNK = 1 << 20
 PROCESS_MIN_FILES = 1000
 EXECUTORS = ("auto", "threads", "processes")
 _TMP_MARK = ".tmp-"
-_RUNNING = ".running"
+RUNNING_SUFFIX = ".running"
 _FAILED = ".failed.json"
-_CRASH_REASON = "the worker process died while extracting this file (a crash in a decoder?)"
+CRASH_REASON = "the worker process died while extracting this file (a crash in a decoder?)"
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -194,7 +203,7 @@ def file_sha1(path: str | Path) -> str:
     return h.hexdigest()
 
 
-class _HashIndex:
+class HashIndex:
     """(resolved path, size, mtime_ns) -> sha1, so unchanged files are hashed once."""
 
     def __init__(self, path: Path) -> None:
@@ -217,10 +226,10 @@ class _HashIndex:
         return digest
 
     def save(self) -> None:
-        _atomic_write_text(self.path, json.dumps(self.entries))
+        atomic_write_text(self.path, json.dumps(self.entries))
 
 
-def _content_hash(index: _HashIndex, path: Path, audio_path: Path | None) -> str:
+def hash_content(index: HashIndex, path: Path, audio_path: Path | None) -> str:
     h = index.sha1(path)
     if audio_path is not None:
         h = hashlib.sha1(f"{h}+{index.sha1(audio_path)}".encode()).hexdigest()
@@ -229,7 +238,7 @@ def _content_hash(index: _HashIndex, path: Path, audio_path: Path | None) -> str
 
 # ---------------------------------------------------------------------------------------- cache entries
 @dataclass
-class _Task:
+class Task:
     content_hash: str
     path: str
     audio_path: str | None
@@ -253,7 +262,7 @@ def _tmp_suffix() -> str:
     return f"{_TMP_MARK}{os.getpid()}-{threading.get_ident()}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}{_tmp_suffix()}")
     with open(tmp, "w") as f:
         f.write(text)
@@ -284,12 +293,12 @@ def _write_ok(cache_dir: Path, res: _Result, config_key: str, path: str) -> None
         stale.unlink()
 
 
-def _write_failed(cache_dir: Path, content_hash: str, reason: str, config_key: str, path: str) -> None:
+def write_failed(cache_dir: Path, content_hash: str, reason: str, config_key: str, path: str) -> None:
     body = {"reason": reason, "config_key": config_key, "path": path, "time": time.time()}
-    _atomic_write_text(cache_dir / f"{content_hash}{_FAILED}", json.dumps(body))
+    atomic_write_text(cache_dir / f"{content_hash}{_FAILED}", json.dumps(body))
 
 
-def _read_cached(cache_dir: Path, content_hash: str, retry_failed: bool) -> _Result | None:
+def read_cached(cache_dir: Path, content_hash: str, retry_failed: bool) -> _Result | None:
     ok_file = cache_dir / f"{content_hash}.npz"
     if ok_file.exists():
         try:
@@ -318,12 +327,12 @@ def _read_cached(cache_dir: Path, content_hash: str, retry_failed: bool) -> _Res
     return None
 
 
-def _clean_stale(cache_dir: Path) -> int:
+def clean_stale(cache_dir: Path) -> int:
     """Remove temporaries and in-flight markers left by a killed run; the number of markers."""
     n_markers = 0
     for p in cache_dir.iterdir():
-        if _TMP_MARK in p.name or p.name.endswith(_RUNNING):
-            n_markers += p.name.endswith(_RUNNING)
+        if _TMP_MARK in p.name or p.name.endswith(RUNNING_SUFFIX):
+            n_markers += p.name.endswith(RUNNING_SUFFIX)
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -341,8 +350,8 @@ def _check_vector(name: str, v: Any) -> np.ndarray:
     return a
 
 
-def _run_one(
-    task: _Task,
+def run_one(
+    task: Task,
     extract_fn: Callable,
     config: Any,
     cache_dir: str,
@@ -358,20 +367,20 @@ def _run_one(
     cdir = Path(cache_dir)
     from threadpoolctl import threadpool_limits
 
-    marker = cdir / f"{task.content_hash}{_RUNNING}"
+    marker = cdir / f"{task.content_hash}{RUNNING_SUFFIX}"
     marker.touch()  # lets the parent find the culprit if this process dies
     try:
         try:
             if limit_threads:
                 # One BLAS/OpenMP thread per worker (config.torch_threads): with one worker per
                 # core, extra pool threads only contend (measured: ~35% slower on 2 cores without).
-                with threadpool_limits(limits=_threads(config)):
+                with threadpool_limits(limits=extractor_threads(config)):
                     ff = extract_fn(task.path, config, audio_path=task.audio_path)
             else:
                 ff = extract_fn(task.path, config, audio_path=task.audio_path)
         except MediaDecodeError as e:
             reason = e.reason or str(e)
-            _write_failed(cdir, task.content_hash, reason, config_key, task.path)
+            write_failed(cdir, task.content_hash, reason, config_key, task.path)
             return _Result(task.content_hash, False, reason=reason)
         except ConfigError:
             raise  # bad settings (backbone, weights, device) fail every file: stop the batch
@@ -402,13 +411,13 @@ def _run_one(
             pass
 
 
-def _threads(config: Any) -> int:
+def extractor_threads(config: Any) -> int:
     return max(1, int(getattr(config, "torch_threads", 1) or 1))
 
 
 def _init_worker(threads: int) -> None:
     # For libraries this process loads from now on (torch's OpenMP); those already loaded
-    # (numpy's BLAS) are limited per file by threadpool_limits in _run_one.
+    # (numpy's BLAS) are limited per file by threadpool_limits in run_one.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
 
@@ -489,12 +498,12 @@ def _prepare_threads(config: Any, use_default: bool) -> None:
         return
     from features.video import load_backbone, set_torch_threads
 
-    set_torch_threads(_threads(config))
+    set_torch_threads(extractor_threads(config))
     load_backbone(config.backbone, config.weights, config.device)
 
 
 def _run_threads(
-    tasks: list[_Task],
+    tasks: list[Task],
     workers: int,
     extract_fn: Callable,
     config: Any,
@@ -505,7 +514,7 @@ def _run_threads(
     """Run tasks on ``workers`` threads of this process (see module docstring)."""
     from threadpoolctl import threadpool_limits
 
-    threads = _threads(config)
+    threads = extractor_threads(config)
 
     def init_thread() -> None:
         # OpenMP's thread count is per calling thread: limit it in each pool thread too (the
@@ -516,7 +525,7 @@ def _run_threads(
         ex = ThreadPoolExecutor(workers, thread_name_prefix="avrec-extract", initializer=init_thread)
         try:
             futs = [
-                ex.submit(_run_one, t, extract_fn, config, str(cache_dir), config_key, False) for t in tasks
+                ex.submit(run_one, t, extract_fn, config, str(cache_dir), config_key, False) for t in tasks
             ]
             for fut in as_completed(futs):
                 on_done(fut.result())  # a ConfigError (or Ctrl-C) ends the run below
@@ -547,7 +556,7 @@ def _plan(n_todo: int, workers: int | None, executor: str, died_in_flight: bool)
 
 
 def _run_pool(
-    tasks: list[_Task],
+    tasks: list[Task],
     workers: int,
     extract_fn: Callable,
     config: Any,
@@ -559,9 +568,9 @@ def _run_pool(
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    threads = _threads(config)
+    threads = extractor_threads(config)
     pending = list(tasks)
-    isolate: list[_Task] = []
+    isolate: list[Task] = []
     while pending or isolate:
         if isolate:  # re-run suspects of a crash one per fresh process
             task = isolate.pop(0)
@@ -572,7 +581,7 @@ def _run_pool(
         ex = ProcessPoolExecutor(n_proc, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
         try:
             futs = {
-                ex.submit(_run_one, t, extract_fn, config, str(cache_dir), config_key): t for t in batch
+                ex.submit(run_one, t, extract_fn, config, str(cache_dir), config_key): t for t in batch
             }
             for fut in as_completed(futs):
                 try:
@@ -593,13 +602,13 @@ def _run_pool(
         if len(batch) == 1:
             # Alone in its process and it still died: this file is the culprit.
             t = batch[0]
-            _write_failed(cache_dir, t.content_hash, _CRASH_REASON, config_key, t.path)
-            (cache_dir / f"{t.content_hash}{_RUNNING}").unlink(missing_ok=True)
-            on_done(_Result(t.content_hash, False, reason=_CRASH_REASON))
+            write_failed(cache_dir, t.content_hash, CRASH_REASON, config_key, t.path)
+            (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
+            on_done(_Result(t.content_hash, False, reason=CRASH_REASON))
             continue
-        suspects = [t for t in left if (cache_dir / f"{t.content_hash}{_RUNNING}").exists()]
+        suspects = [t for t in left if (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").exists()]
         for t in suspects:
-            (cache_dir / f"{t.content_hash}{_RUNNING}").unlink(missing_ok=True)
+            (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
         if not suspects:  # died outside any file: start-up or import, not the media
             raise RuntimeError(
                 "feature extraction worker processes died before extracting any file (an import "
@@ -704,16 +713,16 @@ def extract_catalog(
     cache_root = out / CACHE_DIR
     cache_dir = cache_root / config_key
     cache_dir.mkdir(parents=True, exist_ok=True)
-    died_in_flight = _clean_stale(cache_dir) > 0  # a previous run died while extracting
+    died_in_flight = clean_stale(cache_dir) > 0  # a previous run died while extracting
 
     # 1. content hashes (paths that cannot be read fail here, without a cache entry)
-    index = _HashIndex(cache_root / HASH_INDEX)
+    index = HashIndex(cache_root / HASH_INDEX)
     hashes: list[str | None] = []
     row_reason: dict[int, str] = {}
     items = list(zip(catalog.item_ids.tolist(), catalog.paths, catalog.audio_paths))
     for row, (_, path, audio_path) in enumerate(items):
         try:
-            hashes.append(_content_hash(index, Path(path), None if audio_path is None else Path(audio_path)))
+            hashes.append(hash_content(index, Path(path), None if audio_path is None else Path(audio_path)))
         except FileNotFoundError as e:
             hashes.append(None)
             row_reason[row] = f"file not found: {e.filename}"
@@ -728,14 +737,14 @@ def extract_catalog(
         if h is not None:
             rows_of.setdefault(h, []).append(row)
     results: dict[str, _Result] = {}
-    todo: list[_Task] = []
+    todo: list[Task] = []
     for h, rows in rows_of.items():
-        hit = _read_cached(cache_dir, h, retry_failed)
+        hit = read_cached(cache_dir, h, retry_failed)
         if hit is not None:
             results[h] = hit
         else:
             _, path, audio_path = items[rows[0]]
-            todo.append(_Task(h, str(path), None if audio_path is None else str(audio_path)))
+            todo.append(Task(h, str(path), None if audio_path is None else str(audio_path)))
 
     # 3. extraction
     n_cached_rows = sum(len(rows_of[h]) for h in results) + len(row_reason)
@@ -757,7 +766,7 @@ def extract_catalog(
     try:
         if how == "in-process":
             for t in todo:
-                on_done(_run_one(t, extract_fn, config, str(cache_dir), config_key))
+                on_done(run_one(t, extract_fn, config, str(cache_dir), config_key))
         elif how == "threads":
             _prepare_threads(config, use_default)
             _run_threads(todo, n_workers, extract_fn, config, cache_dir, config_key, on_done)
@@ -813,7 +822,7 @@ def extract_catalog(
         workers=n_workers,
     )
     report.seconds = time.perf_counter() - t0
-    _atomic_write_text(out / REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str))
+    atomic_write_text(out / REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str))
     return report
 
 

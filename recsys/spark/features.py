@@ -98,15 +98,15 @@ def extract_catalog_spark(
     cache_root = out / store.CACHE_DIR
     cache_dir = cache_root / config_key
     cache_dir.mkdir(parents=True, exist_ok=True)
-    store._clean_stale(cache_dir)
+    store.clean_stale(cache_dir)
 
     # 1. content hashes on the driver (saved to hashes.json: the assembly below does not re-read)
-    index = store._HashIndex(cache_root / store.HASH_INDEX)
+    index = store.HashIndex(cache_root / store.HASH_INDEX)
     first_row: dict[str, tuple[str, str | None]] = {}
     n_rows_of: dict[str, int] = {}
     for path, audio_path in zip(catalog.paths, catalog.audio_paths):
         try:
-            h = store._content_hash(index, Path(path), None if audio_path is None else Path(audio_path))
+            h = store.hash_content(index, Path(path), None if audio_path is None else Path(audio_path))
         except OSError:
             continue  # extract_catalog records unreadable paths itself
         first_row.setdefault(h, (str(path), None if audio_path is None else str(audio_path)))
@@ -115,8 +115,8 @@ def extract_catalog_spark(
 
     # 2. what is not cached yet (unique content once)
     todo = [
-        store._Task(h, p, a) for h, (p, a) in first_row.items()
-        if store._read_cached(cache_dir, h, retry_failed) is None
+        store.Task(h, p, a) for h, (p, a) in first_row.items()
+        if store.read_cached(cache_dir, h, retry_failed) is None
     ]
     todo_hashes = {t.content_hash for t in todo}
     n_cached_before = sum(n for h, n in n_rows_of.items() if h not in todo_hashes)  # as extract_catalog counts
@@ -139,7 +139,7 @@ def extract_catalog_spark(
     report.workers = n_parts
     report.video_seconds = float(sum(durations.values()))
     report.seconds = time.perf_counter() - t0
-    store._atomic_write_text(out / store.REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str))
+    store.atomic_write_text(out / store.REPORT_JSON, json.dumps(report.to_dict(), indent=2, default=str))
     return report
 
 
@@ -158,9 +158,9 @@ def _run_spark(spark, todo, n_parts, extract_fn, config, cache_dir: Path, config
         except Exception as e:  # a Python worker died: Spark failed the job
             # Files with a cache entry finished before the crash; the in-flight markers name the
             # suspects, each re-run alone: the one that crashes again is the culprit.
-            suspects = [t for t in pending if (cache_dir / f"{t.content_hash}{store._RUNNING}").exists()]
+            suspects = [t for t in pending if (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").exists()]
             for t in suspects:
-                (cache_dir / f"{t.content_hash}{store._RUNNING}").unlink(missing_ok=True)
+                (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").unlink(missing_ok=True)
             if not suspects:
                 raise RuntimeError(
                     f"the Spark feature job failed before extracting any file: {str(e).splitlines()[0]}"
@@ -171,12 +171,12 @@ def _run_spark(spark, todo, n_parts, extract_fn, config, cache_dir: Path, config
                 except ConfigError:
                     raise
                 except Exception:
-                    store._write_failed(cache_dir, t.content_hash, store._CRASH_REASON, config_key, t.path)
-                    (cache_dir / f"{t.content_hash}{store._RUNNING}").unlink(missing_ok=True)
+                    store.write_failed(cache_dir, t.content_hash, store.CRASH_REASON, config_key, t.path)
+                    (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").unlink(missing_ok=True)
             done = {t.content_hash for t in suspects}
             pending = [
                 t for t in pending
-                if t.content_hash not in done and store._read_cached(cache_dir, t.content_hash, False) is None
+                if t.content_hash not in done and store.read_cached(cache_dir, t.content_hash, False) is None
             ]
             n_parts = max(1, min(n_parts, len(pending)))
     return durations
@@ -209,7 +209,7 @@ def _extract_task(extract_fn, config, cache_dir: str, config_key: str, use_defau
 
         from features import store
 
-        threads = store._threads(config)
+        threads = store.extractor_threads(config)
         if use_default and getattr(config, "cnn", False):
             from features.video import set_torch_threads
 
@@ -217,9 +217,9 @@ def _extract_task(extract_fn, config, cache_dir: str, config_key: str, use_defau
         for pdf in batches:
             out = []
             for h, path, audio in zip(pdf["content_hash"], pdf["path"], pdf["audio_path"]):
-                task = store._Task(h, path, None if audio is None or pd.isna(audio) else audio)
+                task = store.Task(h, path, None if audio is None or pd.isna(audio) else audio)
                 try:
-                    res = store._run_one(task, extract_fn, config, cache_dir, config_key)
+                    res = store.run_one(task, extract_fn, config, cache_dir, config_key)
                 except ConfigError as e:  # bad settings fail every file: report, the driver stops
                     out.append((h, False, None, None, str(e)))
                     break
