@@ -192,7 +192,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from serving.app import serve
+    try:
+        from serving.app import serve
+    except ImportError as exc:  # the HTTP stack is the optional extra avrec[serve]
+        raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
     serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=1,
           log_level=args.log_level)
