@@ -66,8 +66,8 @@ with ``executor="processes"``, which always uses worker processes.
 and share this cache: :func:`resolve_extractor` (extractor, config and cache key),
 :class:`HashIndex` / :func:`hash_content` (the content hash of a file), :class:`Task` (one file to
 do), :func:`run_one` (extract one file into the cache, with its in-flight marker
-``<hash>`` + :data:`RUNNING_SUFFIX`), :func:`read_cached`, :func:`write_failed` (with
-:data:`CRASH_REASON` for a file that killed its worker), :func:`clean_stale`,
+``<hash>`` + :data:`RUNNING_SUFFIX`), :func:`read_cached`, :func:`take_in_flight` (the suspects
+of a crash) and :func:`record_crash` (a file that killed its worker alone), :func:`clean_stale`,
 :func:`extractor_threads` and :func:`atomic_write_text`. :func:`extract_catalog` then finds every
 file cached and only assembles the outputs.
 """
@@ -411,6 +411,20 @@ def run_one(
             pass
 
 
+def take_in_flight(cache_dir: Path, tasks: list[Task]) -> list[Task]:
+    """The tasks whose in-flight marker is still there after a crash (the suspects), markers removed."""
+    suspects = [t for t in tasks if (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").exists()]
+    for t in suspects:
+        (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
+    return suspects
+
+
+def record_crash(cache_dir: Path, task: Task, config_key: str) -> None:
+    """Cache ``task`` as failed with :data:`CRASH_REASON` (it killed its worker even when run alone)."""
+    write_failed(cache_dir, task.content_hash, CRASH_REASON, config_key, task.path)
+    (cache_dir / f"{task.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
+
+
 def extractor_threads(config: Any) -> int:
     return max(1, int(getattr(config, "torch_threads", 1) or 1))
 
@@ -601,14 +615,10 @@ def _run_pool(
             continue
         if len(batch) == 1:
             # Alone in its process and it still died: this file is the culprit.
-            t = batch[0]
-            write_failed(cache_dir, t.content_hash, CRASH_REASON, config_key, t.path)
-            (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
-            on_done(_Result(t.content_hash, False, reason=CRASH_REASON))
+            record_crash(cache_dir, batch[0], config_key)
+            on_done(_Result(batch[0].content_hash, False, reason=CRASH_REASON))
             continue
-        suspects = [t for t in left if (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").exists()]
-        for t in suspects:
-            (cache_dir / f"{t.content_hash}{RUNNING_SUFFIX}").unlink(missing_ok=True)
+        suspects = take_in_flight(cache_dir, left)
         if not suspects:  # died outside any file: start-up or import, not the media
             raise RuntimeError(
                 "feature extraction worker processes died before extracting any file (an import "

@@ -176,8 +176,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.users:
         raw = _read_user_ids(args.users)
         m = bundle.interactions.user_map
-        # ids read from text are strings; match them to integer id maps too
-        users = [u if u in m or not isinstance(u, str) or not u.lstrip("-").isdigit() else int(u) for u in raw]
+        # ids read from text are strings; IdMap.find matches them to integer ids too
+        users = [m.raw(i) if (i := m.find(u)) >= 0 else u for u in raw]
     if args.engine == "spark":
         from recsys.spark import recommend_all_spark
 

@@ -117,7 +117,7 @@ def run_demo(
             continue
         model = _make(label)
         t0 = time.perf_counter()
-        feats = ssl_features if (label.endswith("+ssl") or "av_" in label or "audio_ae" in label) else item_features
+        feats = ssl_features if label in SSL_MODELS else item_features
         fit_model(model, split.train, feats, split.val)
         r = evaluate(model, split.train, split.test, ks=(10, 20))
         r.model = label
@@ -164,12 +164,9 @@ def run_demo(
 def _write_bundle(model, item_features, out_dir: Path) -> Path:
     """The demo's hybrid as a serving bundle, with the fusion and extractor settings that let the
     server register new media files."""
-    from features.fusion import Fusion
-    from serving.bundle import save_bundle
+    from serving.bundle import registration_state, save_bundle
 
-    fdir = out_dir / "features"
-    fusion = Fusion.load(fdir) if (fdir / "fusion.json").exists() else None
-    extractor = item_features.provenance.get("extractor", {}).get("config")
+    fusion, extractor = registration_state(out_dir / "features", item_features)
     return save_bundle(model, out_dir / "bundle", item_features=item_features, fusion=fusion, extractor=extractor,
                        overwrite=True, extra={"source": "avrec demo"})
 

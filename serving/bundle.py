@@ -366,6 +366,18 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
     return Bundle(model, item_features, fusion, extractor, manifest, d)
 
 
+def registration_state(features_dir: str | Path, item_features) -> tuple[Any, dict | None]:
+    """``(fusion, extractor settings)`` of an ``avrec features`` folder: what a server needs to
+    turn a new media file into a row like the catalog's (None where the folder lacks it)."""
+    d = Path(features_dir)
+    fusion = None
+    if (d / "fusion.json").exists():
+        from features.fusion import Fusion
+
+        fusion = Fusion.load(d)
+    return fusion, item_features.provenance.get("extractor", {}).get("config")
+
+
 # ---------------------------------------------------------------------------- fit -> bundle
 def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log=None, features: str | None = None,
                params: dict | None = None, overwrite: bool = False, log_fn=print, engine: str = "local",
@@ -398,6 +410,7 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
 
     from recsys.errors import ConfigError
     from recsys.models import make_model
+    from recsys.pipeline import fit_model
 
     if (dataset is None) == (log is None):
         raise ConfigError("give exactly one of --dataset DIR or --log FILE")
@@ -406,16 +419,19 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     if engine == "spark" and model_name != "als":
         raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
     t0 = time.perf_counter()
-    if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
+
+    def spark_bundle(data, source: dict, log_columns: dict | None = None) -> Path:
         from recsys.spark import fit_als_spark
 
-        # the log is read by Spark (executors), not by this process
-        model = fit_als_spark(log.path, params, master=spark_master,
-                              log_columns={"user": log.user, "item": log.item, "weight": log.weight})
+        model = fit_als_spark(data, params, master=spark_master, log_columns=log_columns)
         log_fn(f"fitted als with Spark MLlib ({spark_master}) on {model.n_users_} users x {model.n_items_} items "
                f"in {time.perf_counter() - t0:.1f}s")
-        return save_bundle(model, out, overwrite=overwrite,
-                           extra={"source": {"log": str(log.path)}, "engine": "spark"})
+        return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
+
+    if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
+        # a plain log is read by Spark (its executors), not loaded by this process
+        return spark_bundle(log.path, {"log": str(log.path)},
+                            {"user": log.user, "item": log.item, "weight": log.weight})
     val = None
     item_features = fusion = extractor = None
     if dataset is not None:
@@ -438,33 +454,20 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
         from recsys.data import ItemFeatures
 
         item_features = ItemFeatures.load(features)
-        fpath = Path(features)
-        if (fpath / "fusion.json").exists():
-            from features.fusion import Fusion
-
-            fusion = Fusion.load(fpath)
-        extractor = item_features.provenance.get("extractor", {}).get("config")
+        fusion, extractor = registration_state(features, item_features)
         new = [i for i in item_features.item_ids.tolist() if i not in train.item_map]
         if new:  # catalog items nobody interacted with yet: cold items, rankable from their media
             train = train.with_new_items(new)
             val = None if val is None else val.with_new_items(new)
-        source["features"] = str(fpath.resolve())
+        source["features"] = str(Path(features).resolve())
     if engine == "spark":
-        from recsys.spark import fit_als_spark
-
-        model = fit_als_spark(train, params, master=spark_master)
-        log_fn(f"fitted als with Spark MLlib ({spark_master}) on {train.n_users} users x {train.n_items} items "
-               f"in {time.perf_counter() - t0:.1f}s")
-        return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
+        return spark_bundle(train, source)
     model = make_model(model_name, **(params or {}))
     if model.uses_features and item_features is None:
         raise ConfigError(f"the {model_name} model needs item features: pass --features DIR (avrec features) "
                           "or a --dataset folder with <modality>_feat.npy files")
     aligned = None if item_features is None else item_features.align(train.item_map)
-    if getattr(model, "uses_validation", False):
-        model.fit(train, aligned, val=val)
-    else:
-        model.fit(train, aligned)
+    fit_model(model, train, aligned, val)
     log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
            f"in {time.perf_counter() - t0:.1f}s")
     return save_bundle(model, out, item_features=aligned if model.uses_features else None, fusion=fusion,

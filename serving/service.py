@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError, DataError, MediaDecodeError, UnknownIdError
+from recsys.models.content import l2_rows, media_mean, unit_rows
 from serving.bundle import Bundle
 
 SIMILAR_BY = ("fused", "audio", "video", "cf")
@@ -56,23 +57,13 @@ class RecommendationService:
     def interactions(self):
         return self.model.train_
 
-    @staticmethod
-    def _lookup(idmap, raw: Any) -> int:
-        idx = idmap.get(raw)
-        if idx < 0 and isinstance(raw, str):
-            try:
-                idx = idmap.get(int(raw))
-            except ValueError:
-                pass
-        return idx
-
     def user_index(self, raw: Any) -> int:
         """Index of a raw user id (``"42"`` matches 42); -1 when unknown."""
-        return self._lookup(self.interactions.user_map, raw)
+        return self.interactions.user_map.find(raw)
 
     def item_index(self, raw: Any) -> int:
         """Index of a raw item id (``"7"`` matches 7); -1 when unknown."""
-        return self._lookup(self.interactions.item_map, raw)
+        return self.interactions.item_map.find(raw)
 
     def _items_out(self, idx: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         keep = idx >= 0
@@ -85,14 +76,10 @@ class RecommendationService:
         with self._lock:
             u = self.user_index(user_id)
             known = u >= 0 and self.model.knows_user(u)
-            if u >= 0:
-                # the training row as a slice: left to the model it is fancy-indexed out of the
-                # CSR matrix twice a call (recommend, then scores), ~15% of an ALS request
-                row = self.interactions.matrix[u : u + 1]
-                idx, scores = self.model.recommend(u, row, n=n, filter_seen=exclude_seen)
-            else:  # no history: the model's cold-start answer (popularity for the CF models)
-                empty = sp.csr_matrix((1, self.model.n_items_), dtype=np.float32)
-                idx, scores = self.model.recommend(-1, empty, n=n, filter_seen=exclude_seen)
+            # a known user's row comes from the model's training data; an unknown one has no
+            # history and gets the model's cold-start answer (popularity for the CF models)
+            history = None if u >= 0 else sp.csr_matrix((1, self.model.n_items_), dtype=np.float32)
+            idx, scores = self.model.recommend(u, history, n=n, filter_seen=exclude_seen)
             return {"user_id": user_id, "known_user": bool(known), "items": self._items_out(idx, scores)}
 
     def recommend_history(self, items: list[Any], n: int = 10, exclude_seen: bool = True,
@@ -125,7 +112,7 @@ class RecommendationService:
             comp = getattr(self.model, "bridge_", None) or self.model
             if not hasattr(comp, "item_factors_"):
                 raise ConfigError(f"the {self.model.name} model has no item factors; use by=fused|audio|video")
-            x = comp.item_factors_
+            unit = l2_rows(comp.item_factors_)
         else:
             feats = self.bundle.item_features
             if feats is None:
@@ -133,19 +120,16 @@ class RecommendationService:
             if by == "fused":
                 if feats.fused is None:
                     raise ConfigError("this bundle's features have no fused matrix")
-                x = feats.fused
+                unit = l2_rows(feats.fused)
             else:
                 name = next((b for b in _BY_BLOCKS[by] if b in feats.blocks), None)
                 if name is None:
                     raise ConfigError(f"this bundle has no {by} block (blocks: {sorted(feats.blocks)})")
-                x = feats.blocks[name].copy()
-                x[~feats.mask_of(name)] = 0.0
-                x = x - x[feats.mask_of(name)].mean(axis=0) if feats.mask_of(name).any() else x
-                x[~feats.mask_of(name)] = 0.0
-        from recsys.models.content import l2_rows
-
-        self._unit_cache[by] = l2_rows(x)
-        return self._unit_cache[by]
+                # centred like the content model's vectors, so cosine measures what differs
+                mask = feats.mask_of(name)
+                unit = unit_rows(feats.blocks[name], mask, media_mean(feats.blocks[name], mask))
+        self._unit_cache[by] = unit
+        return unit
 
     def similar_items(self, item_id: Any, n: int = 10, by: str = "fused") -> dict[str, Any]:
         """The ``n`` items most similar to ``item_id`` by content (fused, audio, video) or CF factors."""

@@ -75,6 +75,17 @@ class IdMap:
         """Dense index of one raw id, or ``default`` if absent."""
         return self._index.get(_py(raw), default)
 
+    def find(self, raw: object) -> int:
+        """Index of ``raw``, where text that spells an integer also matches an integer id (ids that
+        arrive as text, from URLs or files, find ``42`` as ``"42"``); -1 when absent."""
+        idx = self.get(raw)
+        if idx < 0 and isinstance(raw, str):
+            try:
+                idx = self.get(int(raw))
+            except ValueError:
+                pass
+        return idx
+
     def indices(self, raws: Iterable, *, missing: Literal["raise", "drop", "mark"] = "raise") -> np.ndarray:
         """Dense indices of many raw ids.
 

@@ -21,6 +21,21 @@ def l2_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
 
 
+def media_mean(x: np.ndarray, has_media: np.ndarray) -> np.ndarray:
+    """(d,) float32 mean of the rows that have media (zeros when none do)."""
+    has_media = np.asarray(has_media, dtype=bool)
+    if not has_media.any():
+        return np.zeros(np.shape(x)[1], np.float32)
+    return np.asarray(x, dtype=np.float32)[has_media].mean(axis=0).astype(np.float32)
+
+
+def unit_rows(x: np.ndarray, has_media: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """(n, d) float32: rows minus ``center``, zero rows where there is no media, L2-normalised."""
+    x = np.asarray(x, dtype=np.float32) - center
+    x[~np.asarray(has_media, dtype=bool)] = 0.0  # no media: no direction, cosine 0 with everyone
+    return l2_rows(x)
+
+
 class Content(EmbeddingRecommender):
     """Cosine similarity between a user profile and item content vectors.
 
@@ -60,17 +75,9 @@ class Content(EmbeddingRecommender):
             raise ConfigError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
         x = np.asarray(item_features.matrix(self.block), dtype=np.float32)
         self.has_media_ = item_features.mask_of(self.block).copy()
-        self.center_ = np.zeros(x.shape[1], np.float32)
-        if self.center and self.has_media_.any():
-            self.center_ = x[self.has_media_].mean(axis=0).astype(np.float32)
-        self.item_vectors_ = self._item_rows(x, self.has_media_)
+        self.center_ = media_mean(x, self.has_media_) if self.center else np.zeros(x.shape[1], np.float32)
+        self.item_vectors_ = unit_rows(x, self.has_media_, self.center_)
         self.user_profiles_ = self._profiles(self._profile_weights(interactions))
-
-    def _item_rows(self, x: np.ndarray, has_media: np.ndarray) -> np.ndarray:
-        """Centred, L2-normalised content rows; items without media get zero rows."""
-        x = np.asarray(x, dtype=np.float32) - self.center_
-        x[~np.asarray(has_media, dtype=bool)] = 0.0  # no media: no direction, cosine 0 with everyone
-        return l2_rows(x)
 
     def _grow_items(self, m: int, new_features) -> None:
         from recsys.models.base import pad_rows
@@ -79,7 +86,7 @@ class Content(EmbeddingRecommender):
             x, has = np.zeros((m, self.item_vectors_.shape[1]), np.float32), np.zeros(m, bool)
         else:
             x, has = new_features.matrix(self.block), new_features.mask_of(self.block)
-        self.item_vectors_ = pad_rows(self.item_vectors_, m, self._item_rows(x, has))
+        self.item_vectors_ = pad_rows(self.item_vectors_, m, unit_rows(x, has, self.center_))
         self.has_media_ = np.concatenate([self.has_media_, has])
 
     def _profile_weights(self, interactions) -> sp.csr_matrix:

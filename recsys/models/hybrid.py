@@ -189,12 +189,10 @@ class Hybrid(Recommender):
         share = self._simulation_share(base, val)
         ranker_train = self._simulate_cold(base, share)
         self._fit_components(ranker_train, item_features)
-        self._fit_val_popularity(val)
-        self._fit_ranker(ranker_train, val)
+        val_pop_by_user = self._fit_val_popularity(val)
+        self._fit_ranker(ranker_train, val, val_pop_by_user)
         if ranker_train is not interactions:  # serving components see all training data
             self._fit_components(interactions, item_features)
-        self.val_pop_ = self.val_pop_full_
-        del self._val_pop_by_user
         self.cold_boost_ = 0.0
         if self.cold_share is not None:
             self.cold_boost_ = self._calibrate_cold_boost(interactions)
@@ -253,16 +251,17 @@ class Hybrid(Recommender):
         self.log_pop_ = np.log1p(counts)
         self.popular_ = np.argsort(-counts, kind="stable")[:max(self._n_cand("popularity"), 1)]
         self.cold_ = (counts == 0).astype(np.float32)
-        self.has_media_ = self.bridge_.has_media_.astype(np.float32)
 
-    def _fit_val_popularity(self, val: Interactions) -> None:
-        """Validation counts per item: full (serving) and cross-fitted over 5 user folds (training)."""
+    def _fit_val_popularity(self, val: Interactions) -> tuple[np.ndarray, np.ndarray]:
+        """Set ``val_pop_`` (log validation counts per item, for serving) and return the counts
+        cross-fitted over 5 user folds for training the ranker: ``(fold of each user (n_users,),
+        counts without that fold (5, n_items))``."""
         vm = val.matrix.tocoo()
-        self.val_pop_full_ = np.log1p(np.bincount(vm.col, minlength=val.n_items)).astype(np.float32)
+        self.val_pop_ = np.log1p(np.bincount(vm.col, minlength=val.n_items)).astype(np.float32)
         fold = np.random.default_rng(self.seed).integers(0, 5, val.n_users)
         by_fold = np.stack([np.bincount(vm.col[fold[vm.row] != f], minlength=val.n_items) * 1.25
                             for f in range(5)])
-        self._val_pop_by_user = (fold, np.log1p(by_fold).astype(np.float32))
+        return fold, np.log1p(by_fold).astype(np.float32)
 
     # ------------------------------------------------------------------ features
     @property
@@ -313,18 +312,23 @@ class Hybrid(Recommender):
             cols += [v, np.divide(v - mu[r], sd[r], out=np.zeros_like(v), where=sd[r] > 1e-12)]
             if k == 0:  # ALS rank of the pair among all unseen items
                 cols.append(np.log1p(_rank_in_row(s, r, v)).astype(np.float32))
-        cols += [self.log_pop_[c], self.cold_[c], self.has_media_[c], activity[r]]
+        cols += [self.log_pop_[c], self.cold_[c], self.bridge_.has_media_[c], activity[r]]
         if self.val_popularity:
             cols.append(val_pop[c] if val_pop.ndim == 1 else val_pop[r, c])
         return np.column_stack(cols).astype(np.float32)
 
     # ------------------------------------------------------------------ ranker
-    def _fit_ranker(self, train: Interactions, val: Interactions) -> None:
+    def _user_batches(self, users: np.ndarray):
+        """Consecutive slices of ``users`` small enough for the dense (batch, n_items) blocks."""
+        bs = batch_size_for(self.n_items_, 256)
+        for start in range(0, len(users), bs):
+            yield users[start : start + bs]
+
+    def _fit_ranker(self, train: Interactions, val: Interactions, val_pop_by_user) -> None:
         users = np.flatnonzero(val.user_counts() > 0)
-        fold, by_fold = self._val_pop_by_user
+        fold, by_fold = val_pop_by_user
         xs, ys, groups = [], [], []
-        for start in range(0, len(users), batch_size_for(train.n_items, 256)):
-            batch = users[start : start + batch_size_for(train.n_items, 256)]
+        for batch in self._user_batches(users):
             rows = train.matrix[batch]
             blocks, cand = self._score_blocks(batch, rows)
             pos = val.matrix[batch]
@@ -353,12 +357,8 @@ class Hybrid(Recommender):
         if len(users) > max_users:
             users = np.sort(rng.choice(users, size=max_users, replace=False))
         lists = []
-        for start in range(0, len(users), batch_size_for(self.n_items_, 256)):
-            batch = users[start : start + batch_size_for(self.n_items_, 256)]
-            rows = train.matrix[batch]
-            blocks, cand = self._score_blocks(batch, rows)
-            r, c = np.nonzero(cand)
-            p = self.ranker_model_.predict(self._pair_features(blocks, rows, r, c, self.val_pop_))
+        for batch in self._user_batches(users):
+            _, r, c, p = self._candidate_scores(batch, train.matrix[batch])
             bounds = np.searchsorted(r, np.arange(len(batch) + 1))
             lists += [(p[a:b], self.cold_[c[a:b]] > 0) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         if not lists or not any(cold.any() for _, cold in lists):
@@ -385,13 +385,19 @@ class Hybrid(Recommender):
         return dict(zip(self.feature_names, map(float, imp)))
 
     # ------------------------------------------------------------------ scoring
-    def _rank(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+    def _candidate_scores(self, users: np.ndarray, rows: sp.csr_matrix):
+        """``(blocks, r, c, p)``: component score blocks, the candidate pairs (batch row ``r``,
+        item ``c``, row-major) and their ranker scores before the cold-item boost."""
         blocks, cand = self._score_blocks(users, rows)
         r, c = np.nonzero(cand)
         p = np.zeros(0)
         if len(r):
             p = self.ranker_model_.predict(self._pair_features(blocks, rows, r, c, self.val_pop_))
-            p = p + self.cold_boost_ * self.cold_[c]  # exposure policy for new items (0 by default)
+        return blocks, r, c, p
+
+    def _rank(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
+        blocks, r, c, p = self._candidate_scores(users, rows)
+        p = p + self.cold_boost_ * self.cold_[c]  # exposure policy for new items (0 by default)
         # Candidates keep their raw ranker scores (a squashing function would tie high scores in
         # float32); items outside the pool keep the ALS order inside (floor - 2, floor - 1), below
         # the row's lowest candidate.
@@ -418,7 +424,7 @@ class Hybrid(Recommender):
 
     # ------------------------------------------------------------------ state (bundles)
     _state_attrs = ("als_", "itemknn_", "bridge_", "contents_", "block_names_", "log_pop_", "cold_",
-                    "has_media_", "val_pop_", "cold_boost_", "popular_")
+                    "val_pop_", "cold_boost_", "popular_")
 
     def get_state(self) -> dict:
         state = super().get_state()
@@ -438,8 +444,6 @@ class Hybrid(Recommender):
             if comp.n_items_ < self.n_items_:
                 comp._grow(self.train_, new_features)
         self.comp_train_ = self.train_
-        has = self.bridge_.has_media_[-m:].astype(np.float32)
         self.log_pop_ = pad_rows(self.log_pop_, m)
         self.cold_ = pad_rows(self.cold_, m, np.ones(m, np.float32))  # popular_ keeps its items
-        self.has_media_ = pad_rows(self.has_media_, m, has)
         self.val_pop_ = pad_rows(self.val_pop_, m)

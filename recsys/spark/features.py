@@ -158,9 +158,7 @@ def _run_spark(spark, todo, n_parts, extract_fn, config, cache_dir: Path, config
         except Exception as e:  # a Python worker died: Spark failed the job
             # Files with a cache entry finished before the crash; the in-flight markers name the
             # suspects, each re-run alone: the one that crashes again is the culprit.
-            suspects = [t for t in pending if (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").exists()]
-            for t in suspects:
-                (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").unlink(missing_ok=True)
+            suspects = store.take_in_flight(cache_dir, pending)
             if not suspects:
                 raise RuntimeError(
                     f"the Spark feature job failed before extracting any file: {str(e).splitlines()[0]}"
@@ -171,8 +169,7 @@ def _run_spark(spark, todo, n_parts, extract_fn, config, cache_dir: Path, config
                 except ConfigError:
                     raise
                 except Exception:
-                    store.write_failed(cache_dir, t.content_hash, store.CRASH_REASON, config_key, t.path)
-                    (cache_dir / f"{t.content_hash}{store.RUNNING_SUFFIX}").unlink(missing_ok=True)
+                    store.record_crash(cache_dir, t, config_key)
             done = {t.content_hash for t in suspects}
             pending = [
                 t for t in pending
