@@ -198,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
     serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=1,
-          log_level=args.log_level)
+          log_level=args.log_level, token=args.token)
     return 0
 
 
@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--media-root", default=None, metavar="DIR", help="allow POST /items for media files under DIR")
+    p.add_argument("--token", default=None,
+                   help="bearer token of the write routes (POST /items); default $AVREC_TOKEN (preferred: a "
+                        "command line is visible to other users); without one, write routes are off")
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=cmd_serve)
 
