@@ -80,8 +80,10 @@ def _log_spec(args: argparse.Namespace):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import report
-    from recsys.pipeline import load_eval_data, parse_params, run_evaluation
+    from recsys.models.params import parse_params
+    from recsys.pipeline import load_eval_data, run_evaluation
 
+    params = parse_params(args.param)  # before the data: a typo should not cost a load
     console = report.make_console()
     data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size,
                           args.seed, args.features)
@@ -91,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   + f"; cold test items {s['test']['cold_items']} ({s['test']['cold_interactions']} interactions)")
     tune_models = args.models if args.tune == ["all"] else (args.tune or [])
     results, _ = run_evaluation(
-        data, args.models, args.k, parse_params(args.param), tune_models, args.trials, args.tune_metric,
+        data, args.models, args.k, params, tune_models, args.trials, args.tune_metric,
         args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
         engine=args.engine, spark_master=args.spark_master,
     )
@@ -110,6 +112,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from features.store import extract_catalog
     from recsys.data import Catalog
 
+    if not Path(args.catalog).exists():
+        raise ConfigError(f"--catalog {args.catalog} does not exist (a catalog CSV or a folder of media files)")
     catalog = Catalog.from_csv(args.catalog) if Path(args.catalog).is_file() else Catalog.scan(args.catalog)
     config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
                              cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
@@ -142,7 +146,7 @@ def cmd_train_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from recsys.pipeline import parse_params
+    from recsys.models.params import parse_params
     from serving.bundle import fit_bundle
 
     params = parse_params(args.param).get(args.model, {})
@@ -239,8 +243,15 @@ def _engine_options(p: argparse.ArgumentParser, what: str) -> None:
                    help="Spark master: local[*], spark://host:7077, yarn, k8s://... (default local[*])")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="avrec",
         description="Multimodal audio-video recommendation: media features, ALS, hybrid ranking, "
         "exact offline evaluation, serving.",
@@ -361,11 +372,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AvrecError as exc:
-        print(f"avrec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"avrec {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that is missing, a folder for a file, no permission: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"avrec {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: errors quoting a library's multi-line text keep only its lines joined."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

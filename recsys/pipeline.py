@@ -5,7 +5,6 @@ Each function takes plain arguments and returns what it produced, so the CLI sta
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,22 +94,6 @@ def load_eval_data(
             item_features = fuse(item_features, method="concat")
         item_features = item_features.align(sp_.train.item_map)
     return EvalData(name, sp_, item_features, sp_.summary())
-
-
-def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["als.factors=128", "itemknn.k=50"]`` -> ``{"als": {"factors": 128}, "itemknn": {"k": 50}}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for p in pairs:
-        if "=" not in p or "." not in p.split("=", 1)[0]:
-            raise ConfigError(f"--param expects model.name=value, got {p!r}")
-        key, value = p.split("=", 1)
-        model, name = key.split(".", 1)
-        try:
-            v: Any = json.loads(value)
-        except json.JSONDecodeError:
-            v = value
-        out.setdefault(model.strip().lower(), {})[name.strip()] = v
-    return out
 
 
 def run_evaluation(

@@ -51,6 +51,8 @@ def read_table(
     path = Path(path)
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a CSV or Parquet file", path=str(path))
     if path.stat().st_size == 0:
         raise DataError("file is empty", path=str(path))
     try:
@@ -102,6 +104,8 @@ def columns_of(path: str | Path, separator: str = ",") -> list[str]:
     path = Path(path)
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a CSV or Parquet file", path=str(path))
     if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
