@@ -226,11 +226,14 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-size", type=float, default=0.2, help="test share (default 0.2)")
     g.add_argument("--val-size", type=float, default=0.1, help="validation share (default 0.1)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--user-col", default="user_id")
-    g.add_argument("--item-col", default="item_id")
-    g.add_argument("--time-col", default="timestamp", help="timestamp column, used when present")
-    g.add_argument("--weight-col", default=None)
-    g.add_argument("--event-col", default=None)
+    g.add_argument("--user-col", default=None, help="user id column (default: detected: user_id, user, userid, uid)")
+    g.add_argument("--item-col", default=None, help="item id column (default: detected: item_id, item, itemid, iid)")
+    g.add_argument("--time-col", default=None,
+                   help="timestamp column (default: detected: timestamp, time, ts, datetime; 'none': off)")
+    g.add_argument("--weight-col", default=None,
+                   help="confidence column (default: detected: weight, confidence; 'none': every row 1)")
+    g.add_argument("--event-col", default=None,
+                   help="event-type column mapped to weights (default: detected: event, event_type; 'none': off)")
     g.add_argument("--movielens", action="store_true", help="--log is a MovieLens u.data / ratings.dat / ratings.csv")
     g.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as implicit positives")
 
@@ -363,12 +366,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_progress_lines() -> None:
+    """Print avrec's INFO log lines (which columns a log is read with ...) to stdout; warnings
+    reach stderr through Python's default handler."""
+    import logging
+
+    class StdoutHandler(logging.StreamHandler):
+        # whatever sys.stdout is when a line is written (tests and notebooks replace it)
+        stream = property(lambda self: sys.stdout, lambda self, value: None)
+
+    logger = logging.getLogger("recsys")
+    if not any(type(h).__name__ == "StdoutHandler" for h in logger.handlers):
+        handler = StdoutHandler()
+        handler.addFilter(lambda record: record.levelno < logging.WARNING)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _show_progress_lines()
     try:
         return int(args.func(args) or 0)
     except AvrecError as exc:

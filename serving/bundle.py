@@ -430,8 +430,17 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
 
     if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
         # a plain log is read by Spark (its executors), not loaded by this process
-        return spark_bundle(log.path, {"log": str(log.path)},
-                            {"user": log.user, "item": log.item, "weight": log.weight})
+        if "://" in str(log.path):  # on the cluster's storage: no header to read here, names as given
+            from recsys.data.columns import LogColumns
+
+            off = (None, "none")
+            cols = LogColumns(log.user or "user_id", log.item or "item_id",
+                              weight=None if log.weight in off else log.weight)
+        else:
+            cols = log.columns()
+        if cols.event is None:
+            return spark_bundle(log.path, {"log": str(log.path)},
+                                {"user": cols.user, "item": cols.item, "weight": cols.weight})
     val = None
     item_features = fusion = extractor = None
     if dataset is not None:
