@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from recsys import __version__
 from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, UnknownIdError
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import MetricsMiddleware, MetricsRecorder
 from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError
 
@@ -264,6 +265,7 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
     )
     app.state.metrics = MetricsRecorder()
     app.state.token = token
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, recorder=app.state.metrics)
 
     @app.exception_handler(RequestValidationError)

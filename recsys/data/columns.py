@@ -8,8 +8,9 @@ The rule (README, "Data formats"): each role -- user, item, timestamp, weight, e
    in the role's list of :data:`CANDIDATES`;
 3. otherwise absent (an error for user and item).
 
-``weight`` and ``event`` both give the confidence of a row, so a log in which both are found
-automatically is ambiguous: name one, turn the other off. Columns no role uses are reported.
+``weight`` and ``event`` both give the confidence of a row, so only one is used: the one named
+explicitly (the other is then not detected), else ``weight`` (an event column found beside it is
+reported unused). Columns no role uses are reported.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def detect_columns(columns: Sequence[str], path: str, **given: str | None) -> Lo
     Raises
     ------
     DataError
-        A header naming one column twice, an explicit name the file lacks, no user or item column,
-        weight and event both detected. Always with ``line=1`` (the header) and the column.
+        A header naming one column twice, an explicit name the file lacks, no user or item column.
+        Always with ``line=1`` (the header) and the column.
     """
     bad = set(given) - set(ROLES)
     if bad:
@@ -112,10 +113,17 @@ def detect_columns(columns: Sequence[str], path: str, **given: str | None) -> Lo
             raise DataError(f"no {role} column: expected one named {' or '.join(CANDIDATES[role])} "
                             f"(or name it with {_OPTION[role]}); the file has columns {list(columns)}"
                             f"{_separator_hint(columns)}", path=path, line=1, column=CANDIDATES[role][0])
-    if "weight" in detected and "event" in detected:
-        raise DataError(f"both a weight column ({chosen['weight']!r}) and an event column ({chosen['event']!r}) "
-                        "give the rows' confidence: name one (--weight-col / --event-col) and turn the other "
-                        "off with 'none'", path=path, line=1, column=chosen["event"])
+    # one source of confidence: a named one silences detection of the other; weight beats event
+    if chosen["weight"] is not None and chosen["event"] is not None:
+        if "weight" in detected and "event" not in detected:
+            drop = "weight"
+        elif "event" in detected:
+            drop = "event"
+        else:
+            raise DataError("give either a weight column or an event column, not both", path=path, line=1,
+                            column=chosen["event"])
+        chosen[drop] = None
+        detected.remove(drop)
     used = [c for c in chosen.values() if c is not None]
     if len(set(used)) != len(used):
         twice = next(c for c in used if used.count(c) > 1)

@@ -37,8 +37,10 @@ def test_detection_rule():
     assert cols.detected == ("user", "item", "timestamp", "event")
     explicit = detect_columns(["a", "b", "weight"], "f.csv", user="a", item="b")
     assert explicit.weight == "weight" and explicit.detected == ("weight",)
+    both = ["user_id", "item_id", "weight", "event"]  # two sources of confidence: one is used
+    assert (detect_columns(both, "f").weight, detect_columns(both, "f").unused) == ("weight", ("event",))
+    assert detect_columns(both, "f", event="event").weight is None
     for header, kw, column in [
-        (["user_id", "item_id", "weight", "event"], {}, "event"),  # two confidence columns: ambiguous
         (["user_id", "item_id"], {"weight": "w"}, "w"),  # an explicit name the file lacks
         (["user", "thing"], {}, "item_id"),  # no item column
         (["user_id", "item_id", "user_id"], {}, "user_id"),  # a name twice
