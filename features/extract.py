@@ -45,7 +45,9 @@ from recsys.errors import ConfigError, MediaDecodeError
 log = logging.getLogger(__name__)
 
 #: Bump whenever the vectors for a given config change (feature definitions, decoding, sampling).
-EXTRACTOR_VERSION = "1"
+#: 2: variable-frame-rate video is sampled by timestamps and audio shorter than the video is kept
+#: (version 1 refused both), so cached failures and audio-less rows of version 1 are stale.
+EXTRACTOR_VERSION = "2"
 
 #: Block name -> name of the modality mask it belongs to.
 BLOCKS = {"audio": "audio", "video_cnn": "video", "video_desc": "video"}
@@ -291,6 +293,11 @@ def extract_file(
 
     if not has_audio and not has_video:
         raise MediaDecodeError(str(path), "no decodable audio or video stream")
+    if not math.isfinite(duration):  # no header states a length (live WebM): what decoded is all we know
+        decoded = [info.get("audio_duration_s", math.nan)]
+        if has_video:
+            decoded.append(clip.timestamps[-1] + (1.0 / clip.fps if math.isfinite(clip.fps) else 0.0))
+        duration = max((d for d in decoded if math.isfinite(d)), default=math.nan)
     seconds["total"] = time.perf_counter() - t0
     for k in seconds:
         seconds[k] = round(seconds[k], 4)

@@ -14,12 +14,21 @@ declares and raise rather than return an empty or partial result:
 
 - a missing, unreadable or zero-byte file ("file is empty");
 - a container FFmpeg cannot open (e.g. a text file renamed ``.mp4``);
-- a video stream with no decodable frame, or one that ends well before its declared frame count
-  (a truncated download);
-- an audio stream with no decodable sample, or one that ends well before its declared duration.
+- a video stream with no decodable frame;
+- a file whose data ends well before the duration its container declares (a truncated download);
+- a stream whose packets are there but do not decode to (most of) their length.
 
-"Well before" means more than 10 % short (and, for audio, more than half a second short): container
-headers are routinely a few frames or milliseconds off, truncation is not.
+"Well before" means more than 10 % and more than half a second short: container headers are
+routinely a few frames or milliseconds off, truncation is not.
+
+Truncation is judged by **timestamps**, not by ``fps x duration``. A declared frame rate or count
+is a hint: phone recordings and screen captures are variable-frame-rate (a WebM whose header says
+30 fps may hold 836 frames spread over 44.5 s). The fast path plans frame numbers from the header;
+when the stream ends early or the decoded timestamps drift from the plan, the file's packets are
+demuxed (no decoding, :func:`stream_spans`) to see where its data really ends. Data that ends well
+before the container's duration is a truncated file; otherwise the video is sampled again by
+presentation time (:func:`_read_timed`). An audio stream that is shorter than the video (common,
+and legal) is likewise accepted when the file's other streams go on.
 """
 
 from __future__ import annotations
@@ -35,8 +44,17 @@ from recsys.errors import MediaDecodeError
 
 #: A decoded stream may end this much before its declared length before it counts as truncated.
 TRUNCATION_TOLERANCE = 0.10
+#: ... and more than this many seconds short.
+TRUNCATION_SLACK_S = 0.5
 #: Sequential ``grab()`` is used for gaps up to this many frames; longer gaps seek.
 SEEK_MIN_GAP = 250
+#: A decoded frame whose timestamp is this far from ``index / fps`` means the rate is not constant.
+DRIFT_TOLERANCE_S = 0.5
+
+
+def _short(got: float, expected: float) -> bool:
+    """Whether ``got`` seconds fall well short of ``expected`` (see TRUNCATION_TOLERANCE)."""
+    return got < (1.0 - TRUNCATION_TOLERANCE) * expected - TRUNCATION_SLACK_S
 
 
 @dataclass(frozen=True)
@@ -252,6 +270,89 @@ def probe(path: str | Path) -> MediaInfo:
         container.close()
 
 
+@dataclass(frozen=True)
+class StreamSpans:
+    """How much time the packets of a file cover, read by demuxing (nothing is decoded).
+
+    Attributes
+    ----------
+    video_s, audio_s : float
+        Span of the first video / audio stream's packets (first start to last end) in seconds;
+        NaN when the stream is absent or has no timed packet.
+    data_s : float
+        Span of all packets of all streams (cover art excluded): how far the file's data reaches.
+    declared_s : float
+        The longest duration the header declares, for the container or any of these streams (NaN
+        when it says nothing).
+    """
+
+    video_s: float
+    audio_s: float
+    data_s: float
+    declared_s: float
+
+    def truncated(self) -> bool:
+        """The data ends well before the declared duration: the file was cut short."""
+        return math.isfinite(self.declared_s) and math.isfinite(self.data_s) and _short(self.data_s, self.declared_s)
+
+    def reason(self) -> str:
+        return (f"its data ends at {self.data_s:.2f} s of the {self.declared_s:.2f} s its container declares: "
+                "the file is truncated or corrupt")
+
+
+def stream_spans(path: str | Path) -> StreamSpans:
+    """Demux every packet of ``path`` and measure the time its streams cover.
+
+    A truncated file simply runs out of packets (the demuxer's error at the cut is taken as the
+    end), so the spans say where the data really ends, whatever the header claims.
+
+    Raises
+    ------
+    MediaDecodeError
+        The file cannot be opened.
+    """
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    container = _open_container(path)
+    try:
+        videos = _video_streams(container)
+        first_v = videos[0].index if videos else None
+        first_a = container.streams.audio[0].index if container.streams.audio else None
+        timed = {s.index for s in container.streams} - {s.index for s in container.streams.video if s not in videos}
+        start: dict[int, float] = {}
+        end: dict[int, float] = {}
+        try:
+            for packet in container.demux():
+                ts = packet.pts if packet.pts is not None else packet.dts
+                i = packet.stream.index
+                if ts is None or packet.time_base is None or i not in timed:
+                    continue
+                t0 = float(ts * packet.time_base)
+                t1 = t0 + float((packet.duration or 0) * packet.time_base)
+                start[i] = min(start.get(i, t0), t0)
+                end[i] = max(end.get(i, t1), t1)
+        # the data stops mid-packet (a cut file): what was read so far is the answer
+        except (av.FFmpegError, OSError, ValueError):
+            pass
+        # the longest duration the header claims: a cut AVI (no index) gets its container and stream
+        # durations estimated from the data that is left, but its header still counts every frame
+        claims = [_container_duration(container), *(_stream_duration(container.streams[i]) for i in timed)]
+        if videos and videos[0].frames and _positive(videos[0].average_rate):
+            claims.append(videos[0].frames / float(videos[0].average_rate))
+        claims = [c for c in claims if math.isfinite(c)]
+        declared = max(claims) if claims else math.nan
+    finally:
+        container.close()
+
+    def span(i: int | None) -> float:
+        return end[i] - start[i] if i in start else math.nan
+
+    data = max(end.values()) - min(start.values()) if start else math.nan
+    return StreamSpans(video_s=span(first_v), audio_s=span(first_a), data_s=data, declared_s=declared)
+
+
 # --------------------------------------------------------------------------- video
 def sample_indices(n_total: int, native_fps: float, fps: float = 1.0, max_frames: int = 16) -> np.ndarray:
     """Frame numbers to sample from a stream of ``n_total`` frames.
@@ -343,8 +444,17 @@ def decode_video(
     Raises
     ------
     MediaDecodeError
-        The file cannot be opened as video, no frame decodes, or the stream ends more than 10 %
-        before its declared frame count (truncated file).
+        The file cannot be opened as video, no frame decodes, the file's data ends more than 10 %
+        before its container's duration (truncated file), or the video packets do not decode to
+        their length.
+
+    Notes
+    -----
+    Frames are planned from the header's rate and frame count. When the stream ends early or the
+    decoded timestamps drift from ``index / fps`` (variable frame rate), the file is demuxed to
+    tell a truncated file from a variable-rate one, and a variable-rate stream is sampled again
+    by presentation time: ``timestamps`` are then the frames' own timestamps, and each sample is
+    the first frame at or after its target time.
     """
     import cv2
 
@@ -364,9 +474,26 @@ def decode_video(
         n_decl = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         n_decl = n_decl if n_decl > 0 else None
         size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        duration = n_decl / native_fps if (n_decl is not None and native_fps is not None) else math.nan
         if native_fps is not None and n_decl is not None:
-            idx, frames = _read_planned(cap, path, n_decl, native_fps, fps, max_frames, max_short_side, seek_min_gap)
-            ts = idx / native_fps
+            try:
+                idx, frames = _read_planned(cap, n_decl, native_fps, fps, max_frames, max_short_side, seek_min_gap)
+                ts = idx / native_fps
+            except _NotAsDeclared:
+                cap.release()
+                spans = stream_spans(path)
+                if spans.truncated():
+                    raise MediaDecodeError(str(path), spans.reason()) from None
+                if not math.isfinite(spans.video_s):
+                    raise MediaDecodeError(str(path), "video stream has no timed packets") from None
+                cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
+                idx, frames, ts, decoded_s = _read_timed(cap, spans.video_s, native_fps, fps, max_frames,
+                                                         max_short_side)
+                if frames and _short(decoded_s, spans.video_s):
+                    raise MediaDecodeError(
+                        str(path), f"video decodes to {decoded_s:.2f} s of the {spans.video_s:.2f} s its packets "
+                                   "cover: the stream is corrupt") from None
+                duration = spans.video_s
         else:
             idx, frames, ts = _read_scan(cap, native_fps, fps, max_frames, max_short_side)
     finally:
@@ -377,7 +504,6 @@ def decode_video(
     if len(shapes) != 1:  # a resolution change mid-stream: bring all to the first frame's size
         h, w = frames[0].shape[:2]
         frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]
-    duration = n_decl / native_fps if (n_decl is not None and native_fps is not None) else math.nan
     return VideoFrames(
         frames=np.stack(frames),
         timestamps=np.asarray(ts, dtype=np.float64),
@@ -388,8 +514,20 @@ def decode_video(
     )
 
 
-def _read_planned(cap, path, n_decl, native_fps, fps, max_frames, max_short_side, seek_min_gap):
-    """Grab up to each planned frame number, retrieve (decode to BGR) only the planned ones."""
+class _NotAsDeclared(Exception):
+    """The stream is not what its header's rate and frame count say (ends early, or its timestamps
+    drift): decode_video demuxes the file to judge truncation and samples by time instead."""
+
+
+def _read_planned(cap, n_decl, native_fps, fps, max_frames, max_short_side, seek_min_gap):
+    """Grab up to each planned frame number, retrieve (decode to BGR) only the planned ones.
+
+    Raises
+    ------
+    _NotAsDeclared
+        The stream ends more than 10 % before ``n_decl`` frames, or a retrieved frame's timestamp is
+        more than DRIFT_TOLERANCE_S away from ``index / native_fps``.
+    """
     import cv2
 
     targets = sample_indices(n_decl, native_fps, fps, max_frames)
@@ -398,13 +536,9 @@ def _read_planned(cap, path, n_decl, native_fps, fps, max_frames, max_short_side
     pos = 0  # number of the frame the next grab() returns
 
     def ended_at(k: int) -> bool:
-        """The stream ended at frame k: fine near the declared end, truncation otherwise."""
+        """The stream ended at frame k: fine near the declared end, a question for the timestamps otherwise."""
         if k < (1.0 - TRUNCATION_TOLERANCE) * n_decl - 1:
-            raise MediaDecodeError(
-                str(path),
-                f"video stream ends at frame {k} (~{k / native_fps:.2f} s) of {n_decl} declared "
-                f"(~{n_decl / native_fps:.2f} s): the file is truncated or corrupt",
-            )
+            raise _NotAsDeclared(k)
         return True
 
     for t in targets.tolist():
@@ -424,6 +558,10 @@ def _read_planned(cap, path, n_decl, native_fps, fps, max_frames, max_short_side
             ended_at(pos)
             break
         pos += 1
+        # 0 means "no timestamps" (AVI): nothing to compare, the frame count is all there is
+        ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+        if ms > 0 and abs(ms / 1000.0 - t / native_fps) > DRIFT_TOLERANCE_S:
+            raise _NotAsDeclared(t)
         ok, frame = cap.retrieve()
         if not ok or frame is None or frame.size == 0:
             ended_at(t)
@@ -431,6 +569,36 @@ def _read_planned(cap, path, n_decl, native_fps, fps, max_frames, max_short_side
         frames.append(_to_rgb(frame, max_short_side))
         got.append(t)
     return np.asarray(got, dtype=np.int64), frames
+
+
+def _read_timed(cap, span_s, native_fps, fps, max_frames, max_short_side):
+    """Sample a variable-rate stream by presentation time: one pass of ``grab()``, each target time
+    taken by the first frame at or after it (a long gap serves several targets with one frame).
+
+    Targets are planned like :func:`sample_indices` over ``span_s`` seconds (at millisecond
+    resolution). Returns ``(indices, frames, timestamps, decoded_s)``, where ``decoded_s`` is the
+    timestamp reached by the last frame plus one nominal frame interval.
+    """
+    import cv2
+
+    targets = sample_indices(max(int(round(span_s * 1000)), 1), 1000.0, fps, max_frames) / 1000.0
+    frames, idx, ts = [], [], []
+    j = k = 0
+    t = 0.0
+    while cap.grab():
+        ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+        t = ms / 1000.0 if ms > 0 else k / native_fps  # no timestamps (AVI): the nominal rate
+        if j < len(targets) and t >= targets[j] - 0.5 / native_fps:
+            ok, frame = cap.retrieve()
+            if ok and frame is not None and frame.size and (not ts or t > ts[-1]):
+                frames.append(_to_rgb(frame, max_short_side))
+                idx.append(k)
+                ts.append(t)
+            while j < len(targets) and targets[j] - 0.5 / native_fps <= t:
+                j += 1
+        k += 1
+    return (np.asarray(idx, dtype=np.int64), frames, np.asarray(ts, dtype=np.float64),
+            t + 1.0 / native_fps if k else 0.0)
 
 
 def _read_scan(cap, native_fps, fps, max_frames, max_short_side):
@@ -501,8 +669,10 @@ def decode_audio(
     Raises
     ------
     MediaDecodeError
-        The container cannot be opened, has no audio stream, no sample decodes, or the decoded audio
-        ends more than 10 % (and 0.5 s) before the declared duration (truncated file).
+        The container cannot be opened, has no audio stream, no sample decodes, the file's data
+        ends more than 10 % (and 0.5 s) before its declared duration (truncated file), or the audio
+        packets do not decode to their length. Audio that is merely shorter than the file's other
+        streams (the header gives only the container's duration) is accepted.
     """
     import av
 
@@ -569,12 +739,8 @@ def decode_audio(
     got = wave.size / sample_rate
     if math.isfinite(declared):
         expected = declared if max_duration_s is None else min(declared, max_duration_s)
-        if got < (1.0 - TRUNCATION_TOLERANCE) * expected - 0.5:
-            raise MediaDecodeError(
-                str(path),
-                f"audio stream ends at {got:.2f} s of {declared:.2f} s declared: "
-                f"the file is truncated or corrupt{why}",
-            )
+        if _short(got, expected):
+            _judge_short_audio(path, got, declared, max_duration_s, why)
     if not np.isfinite(wave).all():
         raise MediaDecodeError(str(path), "decoded audio contains NaN or infinite samples")
     return AudioTrack(
@@ -586,3 +752,19 @@ def decode_audio(
         source_channels=src_ch,
         n_decode_errors=n_errors,
     )
+
+
+def _judge_short_audio(path: Path, got: float, declared: float, max_duration_s: float | None, why: str) -> None:
+    """Decoded audio fell short of the declared duration: raise unless the stream is simply shorter.
+
+    Containers such as WebM declare one duration for the file; an audio track may legally end
+    before the video. The packets decide: data that ends early is a truncated file, audio packets
+    that cover more than decoded is a corrupt stream, anything else is a short track.
+    """
+    spans = stream_spans(path)
+    if spans.truncated():
+        raise MediaDecodeError(str(path), f"audio stream ends at {got:.2f} s and {spans.reason()}{why}")
+    covered = spans.audio_s if max_duration_s is None else min(spans.audio_s, max_duration_s)
+    if not math.isfinite(covered) or _short(got, covered):
+        raise MediaDecodeError(
+            str(path), f"audio stream ends at {got:.2f} s of {declared:.2f} s declared: the file is truncated or corrupt{why}")

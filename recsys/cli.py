@@ -80,8 +80,10 @@ def _log_spec(args: argparse.Namespace):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import report
-    from recsys.pipeline import load_eval_data, parse_params, run_evaluation
+    from recsys.models.params import parse_params
+    from recsys.pipeline import load_eval_data, run_evaluation
 
+    params = parse_params(args.param)  # before the data: a typo should not cost a load
     console = report.make_console()
     data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size,
                           args.seed, args.features)
@@ -91,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   + f"; cold test items {s['test']['cold_items']} ({s['test']['cold_interactions']} interactions)")
     tune_models = args.models if args.tune == ["all"] else (args.tune or [])
     results, _ = run_evaluation(
-        data, args.models, args.k, parse_params(args.param), tune_models, args.trials, args.tune_metric,
+        data, args.models, args.k, params, tune_models, args.trials, args.tune_metric,
         args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
         engine=args.engine, spark_master=args.spark_master,
     )
@@ -110,6 +112,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from features.store import extract_catalog
     from recsys.data import Catalog
 
+    if not Path(args.catalog).exists():
+        raise ConfigError(f"--catalog {args.catalog} does not exist (a catalog CSV or a folder of media files)")
     catalog = Catalog.from_csv(args.catalog) if Path(args.catalog).is_file() else Catalog.scan(args.catalog)
     config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
                              cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
@@ -142,7 +146,7 @@ def cmd_train_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from recsys.pipeline import parse_params
+    from recsys.models.params import parse_params
     from serving.bundle import fit_bundle
 
     params = parse_params(args.param).get(args.model, {})
@@ -198,7 +202,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
     serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=1,
-          log_level=args.log_level)
+          log_level=args.log_level, token=args.token)
     return 0
 
 
@@ -222,11 +226,14 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-size", type=float, default=0.2, help="test share (default 0.2)")
     g.add_argument("--val-size", type=float, default=0.1, help="validation share (default 0.1)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--user-col", default="user_id")
-    g.add_argument("--item-col", default="item_id")
-    g.add_argument("--time-col", default="timestamp", help="timestamp column, used when present")
-    g.add_argument("--weight-col", default=None)
-    g.add_argument("--event-col", default=None)
+    g.add_argument("--user-col", default=None, help="user id column (default: detected: user_id, user, userid, uid)")
+    g.add_argument("--item-col", default=None, help="item id column (default: detected: item_id, item, itemid, iid)")
+    g.add_argument("--time-col", default=None,
+                   help="timestamp column (default: detected: timestamp, time, ts, datetime; 'none': off)")
+    g.add_argument("--weight-col", default=None,
+                   help="confidence column (default: detected: weight, confidence; 'none': every row 1)")
+    g.add_argument("--event-col", default=None,
+                   help="event-type column mapped to weights (default: detected: event, event_type; 'none': off)")
     g.add_argument("--movielens", action="store_true", help="--log is a MovieLens u.data / ratings.dat / ratings.csv")
     g.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as implicit positives")
 
@@ -239,8 +246,15 @@ def _engine_options(p: argparse.ArgumentParser, what: str) -> None:
                    help="Spark master: local[*], spark://host:7077, yarn, k8s://... (default local[*])")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="avrec",
         description="Multimodal audio-video recommendation: media features, ALS, hybrid ranking, "
         "exact offline evaluation, serving.",
@@ -340,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--media-root", default=None, metavar="DIR", help="allow POST /items for media files under DIR")
+    p.add_argument("--token", default=None,
+                   help="bearer token of the write routes (POST /items); default $AVREC_TOKEN (preferred: a "
+                        "command line is visible to other users); without one, write routes are off")
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=cmd_serve)
 
@@ -349,20 +366,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_progress_lines() -> None:
+    """Print avrec's INFO log lines (which columns a log is read with ...) to stdout; warnings
+    reach stderr through Python's default handler."""
+    import logging
+
+    class StdoutHandler(logging.StreamHandler):
+        # whatever sys.stdout is when a line is written (tests and notebooks replace it)
+        stream = property(lambda self: sys.stdout, lambda self, value: None)
+
+    logger = logging.getLogger("recsys")
+    if not any(type(h).__name__ == "StdoutHandler" for h in logger.handlers):
+        handler = StdoutHandler()
+        handler.addFilter(lambda record: record.levelno < logging.WARNING)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _show_progress_lines()
     try:
         return int(args.func(args) or 0)
     except AvrecError as exc:
-        print(f"avrec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"avrec {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that is missing, a folder for a file, no permission: the user's to fix
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"avrec {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: errors quoting a library's multi-line text keep only its lines joined."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

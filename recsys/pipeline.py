@@ -5,7 +5,7 @@ Each function takes plain arguments and returns what it produced, so the CLI sta
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,20 +17,43 @@ from recsys.errors import ConfigError, DataError
 from recsys.split import Split, make_split
 
 Log = Callable[[str], None]
+_log = logging.getLogger(__name__)
 
 
 @dataclass
 class LogSpec:
-    """Where and how to read an interaction log (CLI options of ``--log``)."""
+    """Where and how to read an interaction log (CLI options of ``--log``).
+
+    Column names left None are detected by the rule of :mod:`recsys.data.columns` (``user_id``,
+    ``timestamp``, ``weight``, ``event`` ...); ``"none"`` turns an optional column off.
+    """
 
     path: str
-    user: str = "user_id"
-    item: str = "item_id"
-    timestamp: str | None = "timestamp"
+    user: str | None = None
+    item: str | None = None
+    timestamp: str | None = None
     weight: str | None = None
     event: str | None = None
     movielens: bool = False
     min_rating: float | None = None
+
+    def columns(self):
+        """The :class:`~recsys.data.columns.LogColumns` this log is read with (reads its header only).
+
+        Logs one line saying which columns are used (logger ``recsys.pipeline``, INFO) and warns
+        about the columns that are not.
+        """
+        from recsys.data.columns import detect_columns
+        from recsys.data.tables import columns_of
+
+        header = columns_of(self.path, separator="\t" if str(self.path).lower().endswith((".tsv", ".tab")) else ",")
+        cols = detect_columns(header, str(self.path), user=self.user, item=self.item, timestamp=self.timestamp,
+                              weight=self.weight, event=self.event)
+        _log.info("%s: columns %s", self.path, cols.describe())
+        if cols.unused:
+            _log.warning("%s: columns not used: %s (name them with --weight-col/--event-col/--time-col, "
+                         "or ignore this)", self.path, ", ".join(cols.unused))
+        return cols
 
 
 @dataclass
@@ -44,17 +67,14 @@ class EvalData:
 
 
 def load_log(spec: LogSpec) -> Interactions:
-    """Read a log per ``spec`` (MovieLens or generic CSV/Parquet)."""
+    """Read a log per ``spec`` (MovieLens or generic CSV/Parquet, columns by :meth:`LogSpec.columns`)."""
     from recsys.data import loaders
 
     if spec.movielens:
         return loaders.read_movielens(spec.path, min_rating=spec.min_rating)
-    from recsys.data.tables import columns_of
-
-    # Only ask for a timestamp column when the file has one, so logs without time still load.
-    ts = spec.timestamp if spec.timestamp and spec.timestamp in columns_of(spec.path) else None
+    cols = spec.columns()
     return loaders.read_log(
-        spec.path, user=spec.user, item=spec.item, timestamp=ts, weight=spec.weight, event=spec.event,
+        spec.path, user=cols.user, item=cols.item, timestamp=cols.timestamp, weight=cols.weight, event=cols.event,
         min_weight=spec.min_rating,
     )
 
@@ -95,22 +115,6 @@ def load_eval_data(
             item_features = fuse(item_features, method="concat")
         item_features = item_features.align(sp_.train.item_map)
     return EvalData(name, sp_, item_features, sp_.summary())
-
-
-def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["als.factors=128", "itemknn.k=50"]`` -> ``{"als": {"factors": 128}, "itemknn": {"k": 50}}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for p in pairs:
-        if "=" not in p or "." not in p.split("=", 1)[0]:
-            raise ConfigError(f"--param expects model.name=value, got {p!r}")
-        key, value = p.split("=", 1)
-        model, name = key.split(".", 1)
-        try:
-            v: Any = json.loads(value)
-        except json.JSONDecodeError:
-            v = value
-        out.setdefault(model.strip().lower(), {})[name.strip()] = v
-    return out
 
 
 def run_evaluation(

@@ -13,12 +13,20 @@ feature extraction (``POST /items``, ~0.1-1 s of decoding) never blocks the even
 serves the other requests; the extraction runs outside the service's lock, so requests keep
 being answered meanwhile (scoring itself is serialised by that lock: ~1 ms a request for ALS).
 
+Write routes (``POST /items``) need a token: the server is started with ``--token`` or
+``$AVREC_TOKEN`` and clients send ``Authorization: Bearer <token>``. Without a configured token
+write routes are off (403); a missing or wrong token is 401.
+
+Items registered with ``POST /items`` are appended to ``<bundle>.items.jsonl`` beside the bundle
+(:mod:`serving.registry`) and replayed when the server starts.
+
 Start it with ``avrec serve --bundle B`` or :func:`serve`; :func:`create_app` builds the app for
 tests and for other ASGI servers.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
 import os
 from contextlib import asynccontextmanager
@@ -30,18 +38,23 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from recsys import __version__
 from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, UnknownIdError
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import MetricsMiddleware, MetricsRecorder
-from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError
+from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError
+
+TOKEN_ENV = "AVREC_TOKEN"  # environment variable holding the write token of `avrec serve`
 
 MAX_N = 1000  # longest list a request may ask for
 MAX_HISTORY = 10_000  # items in an ad-hoc history
 
 # Most specific first: the handler takes the first class the error is an instance of.
 ERROR_STATUS: tuple[tuple[type[AvrecError], int], ...] = (
+    (RegistryWriteError, 503),  # the server could not persist a registration (its disk, not the request)
     (UnknownIdError, 404),  # no such item (unknown *users* are not an error: they get cold start)
     (DuplicateIdError, 409),  # POST /items with an id the bundle already has
     (RegistrationDisabledError, 403),  # POST /items on a server started without --media-root
@@ -80,7 +93,9 @@ class HealthOut(BaseModel):
     n_items: int = Field(description="items, including those registered since the server started")
     avrec_version: str | None
     bundle_created: str | None
-    registration: bool = Field(description="whether POST /items is enabled")
+    registration: bool = Field(description="whether POST /items is enabled (a token and --media-root are set)")
+    registered_items: int = Field(description="items added with POST /items, including those replayed at start-up")
+    registrations_persisted: bool = Field(description="whether registered items are kept on disk beside the bundle")
 
 
 class UserRecommendationsOut(BaseModel):
@@ -117,7 +132,7 @@ class HistoryRecommendationsOut(BaseModel):
 
 class SimilarItemsOut(BaseModel):
     item_id: str
-    by: SimilarBy
+    by: SimilarBy = Field(description="the space the similarity was measured in (the default depends on the bundle)")
     items: list[ScoredItem]
 
 
@@ -167,23 +182,57 @@ def _service(request: Request) -> RecommendationService:
 Service = Annotated[RecommendationService, Depends(_service)]
 N = Annotated[int, Query(ge=1, le=MAX_N, description="list length")]
 _ERRORS = {404: {"model": ErrorOut}, 400: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+_bearer = HTTPBearer(auto_error=False, description="the token the server was started with (--token / $AVREC_TOKEN)")
 
 
-def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
+class TokenError(AvrecError):
+    """A write route was called without the right token (401), or with none configured (403)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _require_token(request: Request,
+                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Dependency of every write route: the configured token, sent as ``Authorization: Bearer``."""
+    expected = request.app.state.token
+    if expected is None:
+        raise TokenError(f"write routes are off: start the server with --token or ${TOKEN_ENV} to enable them", 403)
+    given = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else None
+    # constant-time comparison: the answer time must not tell how much of a guess was right
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise TokenError("missing or wrong token: send the server's token as 'Authorization: Bearer <token>'", 401)
+
+
+WriteAccess = Depends(_require_token)
+
+
+def create_app(bundle, media_root: str | Path | None = None, token: str | None = None,
+               registry: str | Path | None | bool = True) -> FastAPI:
     """The FastAPI app serving ``bundle``.
 
     Parameters
     ----------
-    bundle : path or Bundle
+    bundle : path, Bundle or RecommendationService
         A bundle directory is loaded (and verified) in the app's lifespan, i.e. when the server
-        starts, not here; a loaded :class:`~serving.bundle.Bundle` is used as is.
+        starts, not here; a loaded :class:`~serving.bundle.Bundle` is used as is; a service (from
+        :func:`build_service`, registrations replayed) is served as is, ``media_root`` and
+        ``registry`` then being its own.
     media_root : path, optional
         Enables ``POST /items`` for media files under this directory.
+    token : str, optional
+        The bearer token write routes require; None turns write routes off (403).
+    registry : path, True or None
+        The registrations log: True (default) is ``<bundle>.items.jsonl`` beside a bundle loaded
+        from disk, a path puts it there, None keeps registrations in memory only.
     """
     from serving.bundle import Bundle
 
-    if not isinstance(bundle, (Bundle, str, os.PathLike)):
-        raise ConfigError(f"bundle must be a path or a Bundle, got {type(bundle).__name__}")
+    if not isinstance(bundle, (Bundle, RecommendationService, str, os.PathLike)):
+        raise ConfigError(f"bundle must be a path, a Bundle or a RecommendationService, got {type(bundle).__name__}")
+    if token is not None and len(token) < 8:
+        raise ConfigError("the token must have at least 8 characters (use a long random string)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -192,8 +241,11 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
 
         from serving.bundle import load_bundle
 
-        loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
-        app.state.service = RecommendationService(loaded, media_root=media_root)
+        if isinstance(bundle, RecommendationService):
+            app.state.service = bundle
+        else:
+            loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
+            app.state.service = await run_in_threadpool(build_service, loaded, media_root, token, registry)
         # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
         # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
         # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms
@@ -212,6 +264,8 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = MetricsRecorder()
+    app.state.token = token
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, recorder=app.state.metrics)
 
     @app.exception_handler(RequestValidationError)
@@ -222,13 +276,18 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
 
     @app.exception_handler(AvrecError)
     async def avrec_error(request: Request, exc: AvrecError) -> JSONResponse:
+        if isinstance(exc, TokenError):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
         status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.get("/health", response_model=HealthOut, tags=["info"])
-    def health(service: Service) -> dict[str, Any]:
-        """Model, catalog size and whether registration is on."""
-        return service.health()
+    def health(service: Service, request: Request) -> dict[str, Any]:
+        """Model, catalog size, whether registration is on and how many items were registered."""
+        out = service.health()
+        out["registration"] = out["registration"] and request.app.state.token is not None
+        return out
 
     @app.get("/users/{user_id}/recommendations", response_model=UserRecommendationsOut, tags=["recommendations"],
              responses=_ERRORS)
@@ -246,18 +305,25 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
 
     @app.get("/items/{item_id}/similar", response_model=SimilarItemsOut, tags=["items"], responses=_ERRORS)
     def similar_items(service: Service, item_id: str, n: N = 10,
-                      by: Annotated[SimilarBy, Query(description="content (fused, audio, video) or CF factors")] = SimilarBy.fused,
+                      by: Annotated[SimilarBy | None, Query(
+                          description="content (fused, audio, video) or CF factors; default: fused when the "
+                                      "bundle has content, else cf")] = None,
                       ) -> dict[str, Any]:
-        """The n items most similar to an item (itself excluded), by cosine similarity."""
-        return service.similar_items(item_id, n=n, by=by.value)
+        """The n items most similar to an item (itself excluded), by cosine similarity; `by` in the
+        answer says which space was used."""
+        return service.similar_items(item_id, n=n, by=None if by is None else by.value)
 
     @app.post("/items", response_model=RegisteredItemOut, status_code=201, tags=["items"],
-              responses={**_ERRORS, 403: {"model": ErrorOut}})
+              dependencies=[WriteAccess],
+              responses={**_ERRORS, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": ErrorOut}})
     def register_item(service: Service, body: RegisterItemIn) -> dict[str, Any]:
         """Register a new media item: extract its features, predict its CF factors, recommendable at once.
+        Needs `Authorization: Bearer <token>`. The item is kept beside the bundle and survives restarts.
 
-        400 bad path (outside the media root, missing), 403 registration disabled, 409 duplicate id or
-        a bundle without extractor settings, 422 invalid body or media that does not decode.
+        400 bad path (outside the media root, missing), 401 missing or wrong token, 403 write routes off
+        (no token configured) or registration disabled (no --media-root), 409 duplicate id or a bundle
+        without extractor settings, 422 invalid body or media that does not decode, 503 the
+        registration could not be saved.
         """
         return service.register_item(body.item_id, body.path)
 
@@ -267,6 +333,31 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
         return request.app.state.metrics.snapshot()
 
     return app
+
+
+def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
+                  registry: str | Path | None | bool = True) -> RecommendationService:
+    """The service of a loaded bundle, with its registrations log replayed.
+
+    ``registry``: True is ``<bundle>.items.jsonl`` beside a bundle loaded from disk, a path puts the
+    log there, None keeps registrations in memory only. When registration is possible (a media root
+    and a token), the log must be writable.
+
+    Raises
+    ------
+    BundleError
+        The log is damaged, does not fit the bundle, or cannot be written.
+    """
+    from serving.registry import RegistrationLog, log_path_for
+
+    if registry is True:
+        registry = None if bundle.path is None else log_path_for(bundle.path)
+    log = None if registry in (None, False) else RegistrationLog(registry)
+    service = RecommendationService(bundle, media_root=media_root, registry=log)
+    if log is not None and media_root is not None and token is not None:
+        log.check_writable()
+    service.replay_registrations()
+    return service
 
 
 def _json_safe(value: Any) -> Any:
@@ -281,29 +372,31 @@ def _json_safe(value: Any) -> Any:
 
 
 def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, media_root: str | Path | None = None,
-          workers: int = 1, log_level: str = "warning") -> None:
+          workers: int = 1, log_level: str = "warning", token: str | None = None) -> None:
     """Serve a bundle with uvicorn until interrupted (``avrec serve``).
 
-    The manifest is read before the server starts so a wrong path fails at once with a
-    :class:`~recsys.errors.BundleError`; the full load (checksums, arrays) runs in the lifespan.
+    The bundle is loaded and verified before the server starts, so a wrong path or a tampered
+    bundle fails at once with a :class:`~recsys.errors.BundleError` (one line from the CLI), not
+    from inside uvicorn's start-up.
 
     Parameters
     ----------
     bundle_path : path
     host, port : where to listen
     media_root : path, optional
-        Enables ``POST /items`` for files under it.
+        Enables ``POST /items`` for files under it (with a token).
     workers : int
-        Processes. Registered items live in one process's memory, so more than one worker
+        Processes. Registered items are added to one process's model, so more than one worker
         cannot be combined with ``media_root``.
     log_level : str
         uvicorn log level; request lines are logged at ``info`` and below.
+    token : str, optional
+        Bearer token of the write routes (default ``$AVREC_TOKEN``); none: write routes are off.
     """
     import uvicorn
 
-    from serving.bundle import read_manifest
+    from serving.bundle import load_bundle
 
-    read_manifest(bundle_path)
     if media_root is not None and not Path(media_root).is_dir():
         raise ConfigError(f"--media-root {media_root} is not a directory")
     if workers < 1:
@@ -311,13 +404,39 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     if workers > 1 and media_root is not None:
         raise ConfigError("items registered with POST /items live in one process's memory: "
                           "use workers=1 with --media-root")
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {port}")
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     level = log_level.lower()
+    if level not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise ConfigError(f"--log-level must be critical, error, warning, info, debug or trace, got {log_level!r}")
     options = {"host": host, "port": port, "log_level": level, "access_log": level in ("trace", "debug", "info")}
     if workers == 1:
-        uvicorn.run(create_app(bundle_path, media_root=media_root), **options)
+        service = build_service(load_bundle(bundle_path), media_root=media_root, token=token)
+        app = create_app(service, token=token)
+        _run(uvicorn.Server(uvicorn.Config(app, **options)), host, port)
     else:  # each worker process builds its own app from the environment
+        load_bundle(bundle_path)  # fail here, in one line, not once per worker
         os.environ["AVREC_SERVE_BUNDLE"] = str(Path(bundle_path).resolve())
         uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **options)
+
+
+def _run(server, host: str, port: int) -> None:
+    """Run a uvicorn server; a failed start-up (the lifespan raised, the port is taken) becomes one
+    ConfigError instead of uvicorn's traceback and exit."""
+    import socket
+
+    try:  # bind first, so "address in use" is a message, not uvicorn's SystemExit
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    with sock:
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
+            pass
+    if not server.started and not server.should_exit:
+        raise ConfigError("the server did not start (see the log above)")
 
 
 def app_from_env() -> FastAPI:
@@ -325,4 +444,4 @@ def app_from_env() -> FastAPI:
     path = os.environ.get("AVREC_SERVE_BUNDLE")
     if not path:
         raise ConfigError("AVREC_SERVE_BUNDLE is not set; start the server with avrec serve --bundle B")
-    return create_app(path)
+    return create_app(path, token=os.environ.get(TOKEN_ENV) or None)

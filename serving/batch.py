@@ -79,15 +79,27 @@ def write_recommendations(
     filter_seen: bool = True,
     batch_size: int | None = None,
 ) -> tuple[Path, float]:
-    """Write :func:`recommend_all` to ``out`` (``.parquet`` or ``.csv``); returns (path, seconds)."""
+    """Write :func:`recommend_all` to ``out`` (``.parquet`` or ``.csv``); returns (path, seconds).
+
+    The lists are written to a temporary name beside ``out`` and renamed at the end, so an
+    interrupted run leaves no half-written file under ``out`` (an older complete one stays).
+    """
+    import os
+
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"output must end in .parquet or .csv, got {out.name}")
     t0 = time.perf_counter()
     df = recommend_all(model, interactions, n, users, filter_seen, batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        df.write_csv(out)
-    else:
-        df.write_parquet(out)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        if out.suffix.lower() == ".csv":
+            df.write_csv(tmp)
+        else:
+            df.write_parquet(tmp)
+        os.replace(tmp, out)  # atomic on one file system
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out, time.perf_counter() - t0

@@ -244,6 +244,7 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
     if out.exists() and not overwrite:
         raise BundleError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    _remove_stale_temporaries(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -275,13 +276,35 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default))
+        # the old bundle steps aside before the new one takes its name, and is deleted only after:
+        # a crash at any point leaves a whole bundle at `out` or under a dot-name, never half of one
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
-            shutil.rmtree(out)
+            out.rename(old)
         tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>`` folders of bundle writes whose process is gone (killed mid-write)."""
+    for p in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -430,8 +453,17 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
 
     if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
         # a plain log is read by Spark (its executors), not loaded by this process
-        return spark_bundle(log.path, {"log": str(log.path)},
-                            {"user": log.user, "item": log.item, "weight": log.weight})
+        if "://" in str(log.path):  # on the cluster's storage: no header to read here, names as given
+            from recsys.data.columns import LogColumns
+
+            off = (None, "none")
+            cols = LogColumns(log.user or "user_id", log.item or "item_id",
+                              weight=None if log.weight in off else log.weight)
+        else:
+            cols = log.columns()
+        if cols.event is None:
+            return spark_bundle(log.path, {"log": str(log.path)},
+                                {"user": cols.user, "item": cols.item, "weight": cols.weight})
     val = None
     item_features = fusion = extractor = None
     if dataset is not None:

@@ -7,6 +7,10 @@ and :meth:`user_index` match them against integer or string id maps.
 Concurrency: requests read the model while ``register_item`` grows it; one lock serialises access
 so no request sees half-grown arrays (scoring one user is sub-millisecond to a few ms, so the
 lock is not the bottleneck on the 1-2 worker processes a bundle is served with).
+
+Registered items are written to a :class:`~serving.registry.RegistrationLog` (when the service has
+one) before they join the model, and :meth:`RecommendationService.replay_registrations` adds them
+back when a server starts.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.errors import ConfigError, DataError, MediaDecodeError, UnknownIdError
+from recsys.errors import BundleError, ConfigError, DataError, MediaDecodeError, UnknownIdError
 from recsys.models.content import l2_rows, media_mean, unit_rows
 from serving.bundle import Bundle
+from serving.registry import RegistrationLog
 
 SIMILAR_BY = ("fused", "audio", "video", "cf")
 # feature blocks that answer by=audio / by=video, in order of preference
@@ -29,6 +34,10 @@ _BY_BLOCKS = {"audio": ("audio", "audio_ae", "av_audio"), "video": ("video_cnn",
 
 class RegistrationDisabledError(ConfigError):
     """``register_item`` on a service without a media root (the HTTP API answers 403)."""
+
+
+class RegistryWriteError(BundleError):
+    """The registrations log could not be written (the HTTP API answers 503: the server's storage)."""
 
 
 class DuplicateIdError(DataError):
@@ -43,12 +52,17 @@ class RecommendationService:
     bundle : Bundle
     media_root : path, optional
         Directory new media files must live under (``register_item``); None disables registration.
+    registry : RegistrationLog, optional
+        Where registrations are persisted (and replayed from); None keeps them in memory only.
     """
 
-    def __init__(self, bundle: Bundle, media_root: str | Path | None = None) -> None:
+    def __init__(self, bundle: Bundle, media_root: str | Path | None = None,
+                 registry: RegistrationLog | None = None) -> None:
         self.bundle = bundle
         self.model = bundle.model
         self.media_root = None if media_root is None else Path(media_root).resolve()
+        self.registry = registry
+        self.n_registered = 0
         self._lock = threading.Lock()
         self._unit_cache: dict[str, np.ndarray] = {}
 
@@ -131,8 +145,27 @@ class RecommendationService:
         self._unit_cache[by] = unit
         return unit
 
-    def similar_items(self, item_id: Any, n: int = 10, by: str = "fused") -> dict[str, Any]:
-        """The ``n`` items most similar to ``item_id`` by content (fused, audio, video) or CF factors."""
+    def default_similar_by(self) -> str:
+        """The space ``similar_items`` uses when none is asked for: fused content when the bundle
+        has it, else CF factors (an ALS-only bundle), else the first content block it has."""
+        feats = self.bundle.item_features
+        if feats is not None and feats.fused is not None:
+            return "fused"
+        if hasattr(getattr(self.model, "bridge_", None) or self.model, "item_factors_"):
+            return "cf"
+        for by in ("audio", "video"):
+            if feats is not None and any(b in feats.blocks for b in _BY_BLOCKS[by]):
+                return by
+        raise ConfigError(f"the {self.model.name} model has neither item factors nor item features: "
+                          "similar items need an ALS, bridge, content or hybrid bundle")
+
+    def similar_items(self, item_id: Any, n: int = 10, by: str | None = None) -> dict[str, Any]:
+        """The ``n`` items most similar to ``item_id`` by content (fused, audio, video) or CF factors.
+
+        ``by=None`` takes :meth:`default_similar_by`; the answer's ``by`` says which space was used.
+        """
+        if by is None:
+            by = self.default_similar_by()
         if by not in SIMILAR_BY:
             raise ConfigError(f"by must be one of {SIMILAR_BY}, got {by!r}")
         with self._lock:
@@ -191,6 +224,8 @@ class RecommendationService:
     def register_item(self, item_id: Any, path: str) -> dict[str, Any]:
         """Extract a new item's features, give it bridge factors and make it recommendable at once.
 
+        With a registry, the item is written to it first, so it survives a restart.
+
         Raises
         ------
         RegistrationDisabledError  no media root (a ConfigError)
@@ -213,25 +248,71 @@ class RecommendationService:
             ff = extract_file(full, ExtractorConfig(**b.extractor))
         except MediaDecodeError as exc:  # name the file as the caller did, not by its server path
             raise MediaDecodeError(path, exc.reason.replace(str(full), path)) from None
-        new = self._new_item_features(item_id, ff)
+        new = self._new_item_features(item_id, ff.blocks)
+        record = {"item_id": item_id, "path": path, "has_audio": bool(ff.has_audio), "has_video": bool(ff.has_video),
+                  "duration_s": float(ff.duration_s) if np.isfinite(ff.duration_s) else None,
+                  "blocks": {k: np.asarray(v, np.float32).tolist() for k, v in ff.blocks.items()}}
         with self._lock:
             if self.item_index(item_id) >= 0:
                 raise DuplicateIdError(f"item {item_id!r} already exists")
-            self.model.add_items([item_id], new)
-            b.item_features = _append_features(b.item_features, new)
-            self._unit_cache.clear()
-            idx = self.item_index(item_id)
-        return {"item_id": item_id, "item_idx": int(idx), "has_audio": bool(ff.has_audio),
-                "has_video": bool(ff.has_video), "duration_s": float(ff.duration_s), "cold": True}
+            if self.registry is not None:  # written before the model changes: on disk means served
+                try:
+                    self.registry.append(record)
+                except OSError as exc:  # disk full, permissions changed: the item is not added
+                    raise RegistryWriteError(f"could not persist the registration to {self.registry.path}: "
+                                             f"{exc}; the item was not added") from None
+            idx = self._add_locked(item_id, new)
+        return {"item_id": item_id, "item_idx": idx, "has_audio": record["has_audio"],
+                "has_video": record["has_video"], "duration_s": float(ff.duration_s), "cold": True}
 
-    def _new_item_features(self, item_id: Any, ff):
+    def _add_locked(self, item_id: Any, new) -> int:
+        """Add one item's features to the model (caller holds the lock); returns its index."""
+        self.model.add_items([item_id], new)
+        self.bundle.item_features = _append_features(self.bundle.item_features, new)
+        self._unit_cache.clear()
+        self.n_registered += 1
+        return int(self.item_index(item_id))
+
+    def replay_registrations(self) -> int:
+        """Add the items of the registry back (server start-up); returns how many were added.
+
+        Items the bundle already has (it was refitted with them) are skipped.
+
+        Raises
+        ------
+        BundleError
+            The log is damaged, or its records do not fit this bundle (other feature blocks).
+        """
+        if self.registry is None:
+            return 0
+        records = self.registry.read()
+        if records and (self.bundle.fusion is None or self.bundle.item_features is None):
+            raise BundleError(f"{self.registry.path} holds {len(records)} registered items but this bundle "
+                              f"({self.model.name}) cannot take new items; serve the bundle they were made for")
+        added = 0
+        with self._lock:
+            for n, rec in enumerate(records, start=1):
+                try:
+                    item_id = self._new_item_id(rec["item_id"])
+                    if self.item_index(item_id) >= 0:
+                        continue
+                    blocks = {k: np.asarray(v, np.float32) for k, v in rec["blocks"].items()}
+                    self._add_locked(item_id, self._new_item_features(item_id, blocks))
+                except (KeyError, TypeError, ValueError, DataError, MediaDecodeError) as exc:
+                    raise BundleError(f"{self.registry.path}, record {n}: does not fit this bundle ({exc}); "
+                                      "serve the bundle it was made for, or move the log away") from None
+                added += 1
+        return added
+
+    def _new_item_features(self, item_id: Any, new_blocks: dict[str, np.ndarray]):
+        """One-row ItemFeatures of a new item from its extracted blocks, fused like the catalog's."""
         from recsys.data import ItemFeatures
 
         feats = self.bundle.item_features
         blocks, masks = {}, {}
         for name, arr in feats.blocks.items():
-            have = name in ff.blocks
-            blocks[name] = (np.asarray(ff.blocks[name], np.float32) if have
+            have = name in new_blocks
+            blocks[name] = (np.asarray(new_blocks[name], np.float32) if have
                             else np.zeros(arr.shape[1], np.float32))[None, :]
             if have and blocks[name].shape[1] != arr.shape[1]:
                 raise MediaDecodeError(str(item_id), f"block {name} has {blocks[name].shape[1]} dims, expected {arr.shape[1]}")
@@ -247,7 +328,8 @@ class RecommendationService:
         return {"status": "ok", "model": self.model.name, "n_users": int(x.n_users), "n_items": int(x.n_items),
                 "avrec_version": self.bundle.manifest.get("avrec_version"),
                 "bundle_created": self.bundle.manifest.get("created"),
-                "registration": self.media_root is not None and self.bundle.extractor is not None}
+                "registration": self.media_root is not None and self.bundle.extractor is not None,
+                "registered_items": self.n_registered, "registrations_persisted": self.registry is not None}
 
 
 def _append_features(a, b):

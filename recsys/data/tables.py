@@ -51,6 +51,8 @@ def read_table(
     path = Path(path)
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a CSV or Parquet file", path=str(path))
     if path.stat().st_size == 0:
         raise DataError("file is empty", path=str(path))
     try:
@@ -102,11 +104,19 @@ def columns_of(path: str | Path, separator: str = ",") -> list[str]:
     path = Path(path)
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a CSV or Parquet file", path=str(path))
+    if path.stat().st_size == 0:
+        raise DataError("file is empty", path=str(path))
     if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    with open(path, encoding="utf-8", errors="replace") as fh:
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:  # not Parquet, or cut short
+            raise DataError(f"cannot be read as Parquet: {_first_line(exc)}", path=str(path)) from None
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # -sig: a byte-order mark is not a name
         header = fh.readline().rstrip("\r\n")
     return [c.strip().strip('"') for c in header.split(separator)]
 

@@ -91,7 +91,7 @@ def test_avrec_serve_subprocess(als_bundle, tmp_path):
     port = _free_port()
     media = tmp_path / "media"
     media.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AVREC_TOKEN": "cli-test-token-42"}
     proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "serve", "--bundle", str(als_bundle),
                              "--port", str(port), "--media-root", str(media)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -110,12 +110,18 @@ def test_avrec_serve_subprocess(als_bundle, tmp_path):
         assert health.json()["model"] == "als" and health.json()["n_users"] == N_USERS
         recs = httpx.get(f"{url}/users/u2/recommendations", params={"n": 3}).json()
         assert recs["known_user"] and len(recs["items"]) == 3
+        # issue 15: the token comes from $AVREC_TOKEN; writes without it are 401
+        assert httpx.post(f"{url}/items", json={"item_id": 999, "path": "x.mp4"}).status_code == 401
+        auth = {"Authorization": "Bearer cli-test-token-42"}
         # --media-root reached the service; an ALS bundle has no extractor, so nothing to register with
-        r = httpx.post(f"{url}/items", json={"item_id": 999, "path": "x.mp4"})
+        r = httpx.post(f"{url}/items", json={"item_id": 999, "path": "x.mp4"}, headers=auth)
         assert r.status_code == 400 and "no media file" in r.json()["detail"]
         (media / "x.mp4").write_bytes(b"\x00" * 16)
-        r = httpx.post(f"{url}/items", json={"item_id": 999, "path": "x.mp4"})
+        r = httpx.post(f"{url}/items", json={"item_id": 999, "path": "x.mp4"}, headers=auth)
         assert r.status_code == 409 and "extractor" in r.json()["detail"]
+        # issue 15: similar items of a CF-only bundle default to the CF space (was 409: by=fused)
+        sim = httpx.get(f"{url}/items/3/similar", params={"n": 4})
+        assert sim.status_code == 200 and sim.json()["by"] == "cf" and len(sim.json()["items"]) == 4
     finally:
         proc.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
         out = proc.communicate(timeout=20)[0]
