@@ -95,10 +95,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results, _ = run_evaluation(
         data, args.models, args.k, params, tune_models, args.trials, args.tune_metric,
         args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
-        engine=args.engine, spark_master=args.spark_master,
+        engine=args.engine, spark_master=args.spark_master, protocol=args.protocol,
     )
     for k in args.k:
-        report.print_table(results, k, title=f"{data.name} (k={k}; exact full ranking, train items excluded)",
+        seen = "train items" if args.protocol == "published" else "train+val items"
+        report.print_table(results, k, title=f"{data.name} (k={k}; protocol {args.protocol}; exact full ranking, "
+                                             f"{seen} excluded)",
                            console=console)
     for p in (args.json, args.report):
         if p:
@@ -285,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="fit models and evaluate them with exact full ranking")
     _data_options(p)
     p.add_argument("--models", type=_names, default=["popularity", "itemknn", "als"],
-                   help="comma-separated: popularity,itemknn,userknn,als (default popularity,itemknn,als)")
+                   help="comma-separated: popularity,itemknn,userknn,als,content,bridge,hybrid "
+                        "(default popularity,itemknn,als)")
+    p.add_argument("--protocol", choices=["published", "refit"], default="published",
+                   help="published (default): every model learns from train only, val chooses settings; "
+                        "refit: settings chosen on val, then every model refitted on train+val, test scored once")
     p.add_argument("--k", type=_ints, default=[10, 20], help="cut-offs (default 10,20)")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
                    help="model parameter, repeatable (e.g. als.factors=256)")

@@ -57,6 +57,10 @@ class EvalResult:
     beyond_accuracy: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    #: evaluation protocol (``published``, ``refit``; empty when run outside a protocol) and the
+    #: parts the model learned from (``train``, ``train+val``)
+    protocol: str = ""
+    learned_from: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The report format: top-level ``all`` metrics plus ``segments`` {warm, cold}."""
@@ -64,6 +68,8 @@ class EvalResult:
         out.update(self.beyond_accuracy)
         out["segments"] = {s: self.segments[s] for s in SEGMENTS if s != "all" and s in self.segments}
         out["seconds"] = round(self.seconds, 3)
+        out["protocol"] = self.protocol
+        out["learned_from"] = self.learned_from
         out["params"] = self.params
         return out
 

@@ -117,6 +117,13 @@ def load_eval_data(
     return EvalData(name, sp_, item_features, sp_.summary())
 
 
+#: evaluation protocols: what every model learns from (named in every result)
+PROTOCOLS = {
+    "published": "every model learns from train only; val chooses settings (--tune, the hybrid's cold share)",
+    "refit": "settings chosen on val as in published, then every model refitted on train+val; test scored once",
+}
+
+
 def run_evaluation(
     data: EvalData,
     models: Sequence[str],
@@ -131,8 +138,15 @@ def run_evaluation(
     seed: int = 0,
     engine: str = "local",
     spark_master: str = "local[*]",
+    protocol: str = "published",
 ):
-    """Fit every model on train (tuning on val where asked), evaluate on test, write reports.
+    """Fit every model under ``protocol``, evaluate on test, write reports.
+
+    ``published``: models learn from train only; val chooses settings (``tune_models``, and the
+    settings a model chooses itself after fitting, see ``Recommender.chooses_on_validation``).
+    ``refit``: settings are chosen the same way, then every model is refitted with them on
+    train+val and test is scored once, excluding each user's train+val items. Every result
+    records its protocol and the parts it learned from.
 
     With ``engine="spark"`` ALS is fitted by Spark MLlib and dot-product models (ALS, bridge,
     content) are evaluated in Spark tasks (same metrics as local to 1e-6); other models are
@@ -148,12 +162,17 @@ def run_evaluation(
     from recsys.models import make_model
     from recsys.tuning import tune
 
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     params = params or {}
     split = data.split
+    if protocol == "refit" and split.val is None:
+        raise ConfigError("--protocol refit needs a validation part (val.csv, or --val-size > 0)")
     tuned = {}
     results = []
     kmax = max(ks)
     metric = tune_metric or f"ndcg@{kmax}"
+    seen = split.train if protocol == "published" else split.train.union(split.val)
     for name in models:
         p = dict(params.get(name, {}))
         if name in tune_models:
@@ -169,26 +188,39 @@ def run_evaluation(
             if report_dir:
                 tr.save(Path(report_dir) / f"tuning_{name}.json")
         t0 = time.perf_counter()
-        if engine == "spark" and name == "als":
-            from recsys.spark import fit_als_spark
 
-            model = fit_als_spark(split.train, p, master=spark_master)
-        else:
-            model = fit_model(make_model(name, **p), split.train, data.item_features, split.val)
+        def fit(settings: dict, train: Interactions, val: Interactions | None):
+            if engine == "spark" and name == "als":
+                from recsys.spark import fit_als_spark
+
+                return fit_als_spark(train, settings, master=spark_master)
+            return fit_model(make_model(name, **settings), train, data.item_features, val)
+
+        model = fit(p, split.train, split.val)
+        chosen = getattr(model, "exposure_choice_", None)
+        if protocol == "refit":  # the settings val chose, learned again from train+val
+            log(f"{name}: refitting on train+val with the settings chosen on val")
+            model = fit(model.get_params(), seen, None)
         fit_s = time.perf_counter() - t0
         if engine == "spark" and name in ("als", "bridge", "content"):
             from recsys.spark import evaluate_spark
 
-            r = evaluate_spark(model, split.train, split.test, ks=ks, master=spark_master)
+            r = evaluate_spark(model, seen, split.test, ks=ks, master=spark_master)
         else:
-            r = evaluate(model, split.train, split.test, ks=ks, item_vectors=_diversity_vectors(data))
+            r = evaluate(model, seen, split.test, ks=ks, item_vectors=_diversity_vectors(data))
         r.params = {**model.get_params(), "fit_seconds": round(fit_s, 3)}
+        if chosen:
+            r.params["chosen_on_val"] = chosen
+        r.protocol = protocol
+        r.learned_from = "train" if protocol == "published" else "train+val"
         r.seconds += fit_s
         results.append(r)
         a = r.segments["all"]
         log(f"{name}: recall@{kmax}={a[f'recall@{kmax}']:.4f} ndcg@{kmax}={a[f'ndcg@{kmax}']:.4f} "
-            f"auc={a.get('auc', float('nan')):.4f} (fit {fit_s:.1f}s, total {r.seconds:.1f}s)")
-    meta = {"dataset": data.name, "split": data.info, "ks": list(ks)}
+            f"auc={a.get('auc', float('nan')):.4f} (fit {fit_s:.1f}s, total {r.seconds:.1f}s; "
+            f"protocol {protocol}, learned from {r.learned_from})")
+    meta = {"dataset": data.name, "split": data.info, "ks": list(ks), "protocol": protocol,
+            "protocol_description": PROTOCOLS[protocol]}
     if json_out:
         report.write_json(json_out, results, meta)
     if report_dir:
@@ -197,10 +229,12 @@ def run_evaluation(
 
 
 def fit_model(model, train: Interactions, item_features=None, val: Interactions | None = None):
-    """Fit ``model``; models that learn from validation (the hybrid ranker) also get ``val``."""
-    if getattr(model, "uses_validation", False):
-        return model.fit(train, item_features, val=val)
-    return model.fit(train, item_features)
+    """Fit ``model`` on ``train``; a model that chooses settings on validation (the hybrid's
+    cold-item exposure) then does so on ``val``. Validation interactions are never a label."""
+    model.fit(train, item_features)
+    if val is not None and model.chooses_on_validation:
+        model.choose_on_validation(val)
+    return model
 
 
 def _diversity_vectors(data: EvalData):

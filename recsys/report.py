@@ -21,7 +21,8 @@ def _fmt(v: Any) -> str:
 
 def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table at cut-off ``k``: all / warm / cold segments."""
-    header = ["model", f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", "auc",
+    check_one_protocol(results)
+    header = ["model", "learned from", f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", "auc",
               f"warm recall@{k}", f"cold recall@{k} (users)", "warm-only", "cold-only", "users", "seconds"]
     rows = []
     for r in results:
@@ -32,6 +33,7 @@ def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[l
         co = r.segments.get("cold_only", {})
         rows.append([
             r.model,
+            r.learned_from or "-",
             _fmt(a.get(f"recall@{k}", float("nan"))),
             _fmt(a.get(f"ndcg@{k}", float("nan"))),
             _fmt(a.get(f"precision@{k}", float("nan"))),
@@ -45,6 +47,17 @@ def table_rows(results: Sequence[EvalResult], k: int) -> tuple[list[str], list[l
             f"{r.seconds:.2f}",
         ])
     return header, rows
+
+
+def check_one_protocol(results: Sequence[EvalResult]) -> str:
+    """The one protocol of ``results`` ('' when none is named); rows of two protocols never share
+    a table (their models learned from different data)."""
+    names = {r.protocol for r in results if r.protocol}
+    if len(names) > 1:
+        from recsys.errors import ConfigError
+
+        raise ConfigError(f"results of different protocols {sorted(names)} cannot share one table")
+    return names.pop() if names else ""
 
 
 def make_console():
@@ -106,7 +119,12 @@ def write_report(directory: str | Path, results: Sequence[EvalResult], k: int, e
     d.mkdir(parents=True, exist_ok=True)
     paths = [write_json(d / "results.json", results, extra)]
     md = d / "results.md"
-    md.write_text(markdown_table(results, k))
+    protocol = check_one_protocol(results)
+    head = ""
+    if protocol:
+        desc = (extra or {}).get("protocol_description", "")
+        head = f"Protocol: **{protocol}**" + (f" ({desc})" if desc else "") + "\n\n"
+    md.write_text(head + markdown_table(results, k))
     paths.append(md)
     paths += plot_results(d, results)
     return paths

@@ -405,7 +405,7 @@ def registration_state(features_dir: str | Path, item_features) -> tuple[Any, di
 def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log=None, features: str | None = None,
                params: dict | None = None, overwrite: bool = False, log_fn=print, engine: str = "local",
                spark_master: str = "local[*]") -> Path:
-    """Fit ``model_name`` on a split folder's training part (its val part trains the hybrid's ranker)
+    """Fit ``model_name`` on a split folder's training part (its val part chooses the hybrid's cold share)
     or on a whole log, and save a bundle.
 
     Parameters

@@ -79,6 +79,9 @@ class Recommender:
     name = "base"
     #: whether the model uses item content features (the evaluation runner passes them)
     uses_features = False
+    #: whether the model chooses settings on a validation part after fitting
+    #: (:meth:`choose_on_validation`); validation interactions are never a training label
+    chooses_on_validation = False
 
     # ------------------------------------------------------------------ public API
     def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
@@ -199,6 +202,14 @@ class Recommender:
         sims[0, int(item_idx)] = -np.inf
         idx, val = top_n(sims, n)
         return idx[0], val[0]
+
+    def choose_on_validation(self, val: Interactions) -> dict:
+        """Choose settings on a validation part after fitting; returns what was chosen and why.
+
+        Only models with ``chooses_on_validation`` do anything (the hybrid picks its cold-item
+        exposure); the rest have nothing to choose.
+        """
+        return {}
 
     def knows_user(self, user_idx: int) -> bool:
         """Whether the user had training interactions (else answers are cold-start)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recsys.errors import ConfigError, DataError
-from recsys.models.ranker import Ranker
+from recsys.models.ranker import Ranker, coordinate_ascent, grouped_ndcg
 
 
 def _lists(seed=0, n_users=60, per_user=20):
@@ -22,7 +22,7 @@ def _lists(seed=0, n_users=60, per_user=20):
     return x, y, np.full(n_users, per_user)
 
 
-@pytest.mark.parametrize("kind", ["lambdarank", "binary", "logistic"])
+@pytest.mark.parametrize("kind", ["linear", "lambdarank", "binary", "logistic"])
 def test_ranker_learns_and_round_trips(kind):
     x, y, g = _lists()
     r = Ranker(kind, rounds=40, min_data_in_leaf=5).fit(x, y, g)
@@ -47,3 +47,20 @@ def test_ranker_rejects_bad_input():
     r = Ranker("logistic").fit(x, y, g)
     with pytest.raises(DataError, match="features"):
         r.predict(x[:, :1])
+
+
+def test_grouped_ndcg_hand_worked():
+    """Two lists. List A (3 rows): the positive scores second -> 1/log2(3). List B (2 rows, both
+    positive): positions 0 and 1 -> ideal, 1. A tie counts half a position: C (2 rows, equal
+    scores, one positive) -> position floor(0.5) = 0 -> 1."""
+    s = np.array([0.9, 0.5, 0.1, 0.7, 0.6, 0.3, 0.3])
+    y = np.array([0, 1, 0, 1, 1, 0, 1])
+    g = np.array([3, 2, 2])
+    assert grouped_ndcg(s, y, g, k=20) == pytest.approx((1 / np.log2(3) + 1 + 1) / 3)
+    assert grouped_ndcg(s[:3], y[:3], g[:1], k=1) == 0.0  # second place is outside the top 1
+
+
+def test_coordinate_ascent_finds_the_signal_and_drops_noise():
+    x, y, g = _lists()
+    w, ndcg = coordinate_ascent(x, y, g, k=5)
+    assert w[0] > 0 and abs(w[1]) < w[0] / 2 and ndcg > 0.95

@@ -49,7 +49,7 @@ SMALL = {
     "content": {"half_life_days": None},
     "bridge": {"epochs": 30, "hidden": 32,
                "als_params": {"factors": 8, "regularization": 0.05, "alpha": 5.0, "weighting": "none"}},
-    "hybrid": {"candidates": {"als": 20, "bridge": 20, "itemknn": 10, "content": 10},
+    "hybrid": {"candidates": {"als": 20, "media": 20, "itemknn": 10, "content": 10},
                "ranker_params": {"rounds": 60, "min_data_in_leaf": 5},
                "als_params": {"factors": 8, "regularization": 0.05, "alpha": 5.0, "weighting": "none"},
                "bridge_params": {"epochs": 30, "hidden": 32}},
@@ -61,8 +61,9 @@ def fit_small(name: str, data=None):
 
     train, val, _, feats = data or planted_data()
     m = make_model(name, **SMALL[name])
-    if getattr(m, "uses_validation", False):
-        return m.fit(train, feats, val=val)
-    return m.fit(train, feats if m.uses_features else None)
+    m.fit(train, feats if m.uses_features else None)
+    if m.chooses_on_validation:
+        m.choose_on_validation(val)
+    return m
 
 
