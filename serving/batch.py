@@ -78,16 +78,51 @@ def write_recommendations(
     users: Sequence | None = None,
     filter_seen: bool = True,
     batch_size: int | None = None,
+    explain_with=False,
 ) -> tuple[Path, float]:
-    """Write :func:`recommend_all` to ``out`` (``.parquet`` or ``.csv``); returns (path, seconds)."""
+    """Write :func:`recommend_all` to ``out`` (``.parquet`` or ``.csv``); returns (path, seconds).
+
+    ``explain_with``: False (default) for no explanations; otherwise the item features (or None)
+    to explain with: an ``explanation`` column of JSON (:func:`explain_frame`) is added.
+    """
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"output must end in .parquet or .csv, got {out.name}")
     t0 = time.perf_counter()
     df = recommend_all(model, interactions, n, users, filter_seen, batch_size)
+    if explain_with is not False:
+        df = explain_frame(model, interactions, df, explain_with)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         df.write_csv(out)
     else:
         df.write_parquet(out)
     return out, time.perf_counter() - t0
+
+
+def explain_frame(model: Recommender, interactions: Interactions, df, item_features=None, top: int = 3):
+    """``df`` (user_id, rank, item_id, score) with an ``explanation`` column: JSON of
+    :meth:`recsys.explain.Explanation.to_dict` (CF history items, nearest history item per modality).
+
+    One fold-in factorisation per user; about 0.1 ms per listed item on TikTok-sized ALS.
+    """
+    import json
+
+    import polars as pl
+
+    from recsys.explain import explain
+
+    out = [None] * df.height
+    users = df.get_column("user_id").to_list()
+    items = interactions.item_map.indices(df.get_column("item_id").to_list())
+    start = 0
+    while start < len(users):  # rows of one user are consecutive (recommend_all writes them so)
+        end = start
+        while end < len(users) and users[end] == users[start]:
+            end += 1
+        u = interactions.user_map.index(users[start])
+        expl = explain(model, interactions.matrix[u], items[start:end], item_features, user_idx=u, top=top)
+        for k, e in enumerate(expl):
+            out[start + k] = json.dumps(e.to_dict(interactions.item_ids), default=str)
+        start = end
+    return df.with_columns(pl.Series("explanation", out, dtype=pl.String))
