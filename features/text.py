@@ -141,8 +141,13 @@ class LexicalEncoder(TextEncoder):
         x = self._tfidf(texts)
         k = max(1, min(self.dim_request, x.shape[0], x.shape[1] - 1))
         svd = TruncatedSVD(n_components=k, random_state=self.seed).fit(x)
-        self.components_ = svd.components_.astype(np.float32)
+        self._set_components(svd.components_)
         return self
+
+    def _set_components(self, components: np.ndarray) -> None:
+        self.components_ = np.asarray(components, dtype=np.float32)
+        # (V, dim) C-ordered once: sparse rows @ a transposed view would copy it on every query
+        self.components_t_ = np.ascontiguousarray(self.components_.T)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "components_"):
@@ -164,22 +169,25 @@ class LexicalEncoder(TextEncoder):
         return self._tfidf(texts)
 
     def _tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
+        from sklearn import config_context
+        from sklearn.preprocessing import normalize
+
         texts = ["" if t is None else str(t) for t in texts]
         parts = []
-        c = self.char_.transform(texts)
-        if self.word_ is not None:
-            parts.append(self.word_.transform(texts) * np.float32(np.sqrt(self.word_weight)))
-            c = c * np.float32(np.sqrt(1.0 - self.word_weight))
-        parts.append(c)
-        x = sp.hstack(parts, format="csr", dtype=np.float32)
-        # a text with words but no char n-grams (or the reverse) gets its known half renormalised
-        norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
-        return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ x)
+        # the inputs are our own strings and fitted vocabularies: scikit-learn's argument checks
+        # are half the time of encoding one search query, so they are skipped here
+        with config_context(skip_parameter_validation=True, assume_finite=True):
+            c = self.char_.transform(texts)
+            if self.word_ is not None:
+                parts.append(self.word_.transform(texts) * np.float32(np.sqrt(self.word_weight)))
+                c = c * np.float32(np.sqrt(1.0 - self.word_weight))
+            parts.append(c)
+            # a text with words but no char n-grams (or the reverse) gets its known half renormalised
+            return normalize(sp.hstack(parts, format="csr", dtype=np.float32), copy=False)
 
     def coords(self, rows: sp.csr_matrix | np.ndarray) -> np.ndarray:
         self._check_fitted()
-        return np.asarray(rows @ self.components_.T, dtype=np.float32)
+        return np.asarray(rows @ self.components_t_, dtype=np.float32)
 
     # ------------------------------------------------------------------ state
     def save(self, directory: str | Path) -> Path:
@@ -213,7 +221,7 @@ class LexicalEncoder(TextEncoder):
         if meta["word_vocabulary"] is not None:
             word.idf_ = np.asarray(arrays["word_idf"], dtype=np.float64)
             self.word_ = word
-        self.components_ = np.asarray(arrays["components"], dtype=np.float32)
+        self._set_components(arrays["components"])
         return self
 
 

@@ -66,7 +66,8 @@ class MediaToText:
 
         from features.fusion import Fusion, FusionConfig
 
-        blocks = media_blocks(item_features)
+        # a modality no item has (video of an audio-only catalog) would only add imputed zeros
+        blocks = tuple(b for b in media_blocks(item_features) if item_features.mask_of(b).any())
         if not blocks:
             raise DataError("media -> text projection needs at least one audio or video block")
         self.fusion_ = Fusion(FusionConfig(method="concat", blocks=blocks)).fit(item_features)

@@ -183,3 +183,12 @@ def test_cli_search_tags_and_explained_lists(words, tmp_path, capsys):
     assert json.loads(expl[0])["cf"]["because"]
     assert main(["search", "--bundle", bundle, "--query", "!!!"]) == 2
     assert "no letter or digit" in capsys.readouterr().err
+
+
+def test_search_demo_lines_for_the_lead(words):
+    from recsys.demo_words import run_search_demo
+
+    lines = run_search_demo(words[0], queries=("rain",), n=3, explain_n=2)
+    assert len(lines) == 3 + 2  # no user + two users, then two explained items
+    assert lines[0].startswith("search 'rain': ") and "as user" in lines[1]
+    assert "sounds like" in lines[-1] and "because you watched" in lines[-1]
