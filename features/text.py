@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError, DataError, NotFittedError
+from recsys.models.content import l2_rows
 
 TEXT_BLOCK = "text"
 ENCODER_JSON = "encoder.json"
@@ -49,11 +50,6 @@ _WORD_RE = re.compile(r"\w", re.UNICODE)
 def has_words(text: str) -> bool:
     """Whether ``text`` holds any letter or digit (a query of punctuation only means nothing)."""
     return bool(_WORD_RE.search(text or ""))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0).astype(np.float32)
 
 
 class TextEncoder:
@@ -195,11 +191,10 @@ class LexicalEncoder(TextEncoder):
         self._check_fitted()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        vocab = lambda v: None if v is None else {k: int(i) for k, i in v.vocabulary_.items()}  # noqa: E731
         meta = {"kind": self.kind, "version": LEXICAL_VERSION, "dim": self.dim_request,
                 "word_weight": self.word_weight, "word_ngrams": list(self.word_ngrams),
                 "char_ngrams": list(self.char_ngrams), "seed": self.seed,
-                "word_vocabulary": vocab(self.word_), "char_vocabulary": vocab(self.char_)}
+                "word_vocabulary": _vocabulary(self.word_), "char_vocabulary": _vocabulary(self.char_)}
         (d / ENCODER_JSON).write_text(json.dumps(meta, sort_keys=True))
         arrays = {"char_idf": self.char_.idf_, "components": self.components_}
         if self.word_ is not None:
@@ -277,7 +272,7 @@ class SemanticEncoder(TextEncoder):
         if keep:
             emb = self.model_.encode([texts[i] for i in keep], batch_size=self.batch_size,
                                      convert_to_numpy=True, show_progress_bar=False)
-            out[keep] = _unit(np.asarray(emb, dtype=np.float32))
+            out[keep] = l2_rows(np.asarray(emb, dtype=np.float32))
         return out
 
     def coords(self, rows: sp.csr_matrix | np.ndarray) -> np.ndarray:
@@ -291,6 +286,11 @@ class SemanticEncoder(TextEncoder):
                 "dim": self.dim}
         (d / ENCODER_JSON).write_text(json.dumps(meta, sort_keys=True))
         return d
+
+
+def _vocabulary(vectorizer) -> dict[str, int] | None:
+    """A fitted vectorizer's n-gram -> column map as plain JSON (None for no vectorizer)."""
+    return None if vectorizer is None else {k: int(i) for k, i in vectorizer.vocabulary_.items()}
 
 
 def make_encoder(model_dir: str | Path | None = None, dim: int = DEFAULT_TEXT_DIM) -> TextEncoder:

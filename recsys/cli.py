@@ -130,11 +130,10 @@ def cmd_features(args: argparse.Namespace) -> int:
                                  fusion=fusion, retry_failed=args.retry_failed)
     print(report.summary())
     if not args.no_text and report.n_ok:
+        from features.catalog_text import DEFAULT_TEXT_COLUMNS
         from recsys.text_pipeline import add_text_features
 
         cols = [c.strip() for c in args.text_cols.split(",") if c.strip()] if args.text_cols else None
-        from features.catalog_text import DEFAULT_TEXT_COLUMNS
-
         text = add_text_features(args.out, catalog, cols or DEFAULT_TEXT_COLUMNS, model_dir=args.text_model,
                                  dim=args.text_dim, required=cols is not None)
         if text is None:

@@ -70,7 +70,7 @@ class Explanation:
 
     def to_dict(self, item_ids: np.ndarray) -> dict[str, Any]:
         """JSON-ready, with raw item ids and a phrase per modality."""
-        raw = lambda j: item_ids[j].item() if isinstance(item_ids[j], np.generic) else item_ids[j]  # noqa: E731
+        raw = _raw_ids(item_ids)
         return {
             "cf": None if self.cf_method is None else {
                 "method": self.cf_method, "score": self.cf_score,
@@ -79,6 +79,16 @@ class Explanation:
                         for m, (j, s) in self.similar.items()},
             "ranker": self.ranker,
         }
+
+
+def _raw_ids(item_ids: np.ndarray):
+    """idx -> raw id as a plain Python value (JSON-ready)."""
+
+    def raw(j: int):
+        v = item_ids[j]
+        return v.item() if isinstance(v, np.generic) else v
+
+    return raw
 
 
 def cf_model(model):

@@ -254,6 +254,7 @@ def create_app(bundle, media_root: str | Path | None = None) -> FastAPI:
         loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
         app.state.service = RecommendationService(loaded, media_root=media_root)
         app.state.search = SearchService(app.state.service)
+        await run_in_threadpool(app.state.search.warm)  # before the BLAS limit below: see warm()
         # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
         # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
         # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms

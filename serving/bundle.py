@@ -489,5 +489,7 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     fit_model(model, train, aligned, val)
     log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
            f"in {time.perf_counter() - t0:.1f}s")
-    return save_bundle(model, out, item_features=aligned if model.uses_features else None, fusion=fusion,
+    # search needs the media blocks of a text bundle (items without words are found by them)
+    keep = model.uses_features or text is not None
+    return save_bundle(model, out, item_features=aligned if keep else None, fusion=fusion,
                        extractor=extractor, overwrite=overwrite, extra={"source": source}, text=text)

@@ -35,6 +35,16 @@ class SearchService:
     def bundle(self):
         return self.service.bundle
 
+    def warm(self) -> None:
+        """Build the search index now (encoding every item's text takes ~1 s on 7k items) instead of
+        on the first query, and load the libraries queries use, so a server that limits BLAS
+        threads after start-up limits them too (a BLAS loaded later would spin 2 threads a call)."""
+        import scipy.stats  # noqa: F401  (used by blend)
+
+        if self.bundle.text is not None:
+            with self.service._lock:
+                self._text_search()
+
     def _text_search(self) -> TextSearch:
         """The search index, rebuilt when items were registered since it was built (call under the lock)."""
         state = self.bundle.text

@@ -70,9 +70,10 @@ class TextState:
         ids = item_ids.ids if isinstance(item_ids, IdMap) else np.asarray(item_ids, dtype=object)
         src = IdMap(self.item_ids, "item").indices(ids, missing="mark")
         have = src >= 0
-        pick = lambda seq, empty: [seq[s] if h else empty for s, h in zip(src, have)]  # noqa: E731
-        return TextState(self.encoder, np.asarray(ids, dtype=object), pick(self.texts, ""),
-                         np.where(have, self.has_text[np.maximum(src, 0)], False), pick(self.tags, []),
+        texts = [self.texts[s] if h else "" for s, h in zip(src, have)]
+        tags = [self.tags[s] if h else [] for s, h in zip(src, have)]
+        return TextState(self.encoder, np.asarray(ids, dtype=object), texts,
+                         np.where(have, self.has_text[np.maximum(src, 0)], False), tags,
                          list(self.vocabulary), self.projection, list(self.columns), self.text_weight)
 
     # ------------------------------------------------------------------ files

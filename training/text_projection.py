@@ -21,17 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from recsys.errors import DataError, NotFittedError
+from recsys.models.content import l2_rows
 
 TEXT_MASK = "text"
 PROJECTION_JSON = "projection.json"
 PROJECTION_NPZ = "projection.npz"
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 MIN_TRAIN_ITEMS = 3
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0).astype(np.float32)
 
 
 def media_blocks(item_features) -> tuple[str, ...]:
@@ -76,7 +72,7 @@ class MediaToText:
         if train.sum() < MIN_TRAIN_ITEMS:
             raise DataError(f"media -> text projection needs at least {MIN_TRAIN_ITEMS} items with both text and "
                             f"media, found {int(train.sum())}")
-        y = _unit(np.asarray(targets, np.float32)[train])
+        y = l2_rows(np.asarray(targets, np.float32)[train])
         ridge = RidgeCV(alphas=self.alphas).fit(x[train], y)
         self.coef_ = np.asarray(ridge.coef_, np.float32)  # (k, d_media)
         self.intercept_ = np.asarray(ridge.intercept_, np.float32)  # (k,)
@@ -100,7 +96,7 @@ class MediaToText:
         """``(p (n, k) float32 unit rows, has_media (n,) bool)``; zero rows where there is no media."""
         self._check_fitted()
         x, has_media = self.media_vectors(item_features)
-        p = _unit(x @ self.coef_.T + self.intercept_)
+        p = l2_rows(x @ self.coef_.T + self.intercept_)
         p[~has_media] = 0.0
         return p, has_media
 

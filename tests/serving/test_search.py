@@ -192,3 +192,12 @@ def test_search_demo_lines_for_the_lead(words):
     assert len(lines) == 3 + 2  # no user + two users, then two explained items
     assert lines[0].startswith("search 'rain': ") and "as user" in lines[1]
     assert "sounds like" in lines[-1] and "because you watched" in lines[-1]
+
+
+def test_a_registered_item_is_searchable_by_its_media_at_once(words):
+    s = SearchService(RecommendationService(load_bundle(words[0]), media_root=words[1]))
+    n = s.service.model.n_items_
+    s.service.register_item("new1", "media/i0007.mp4")
+    rel = s._text_search().relevance(["rain"])[0]
+    assert len(rel) == n + 1 and np.isfinite(rel[n])
+    assert s._text_search().matched_by(np.array([n])) == ["media"]
