@@ -73,9 +73,9 @@ def test_models_without_cf_terms_still_get_content_reasons(planted):
 
 def test_removing_the_top_attributed_item_hurts_more_than_a_random_one(planted):
     x, _, als, _ = planted
-    res = removal_test(als, x.matrix, np.arange(N_USERS), seed=0)
+    res = removal_test(als, x.matrix, np.arange(0, N_USERS, 3), seed=0)
     s = res.summary()
-    assert s["users"] == N_USERS
+    assert s["users"] == 50
     assert s["ci95_low"] > 0, s  # paired: top-attributed removal lowers the rank more, significantly
 
 

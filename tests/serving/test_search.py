@@ -201,3 +201,10 @@ def test_a_registered_item_is_searchable_by_its_media_at_once(words):
     rel = s._text_search().relevance(["rain"])[0]
     assert len(rel) == n + 1 and np.isfinite(rel[n])
     assert s._text_search().matched_by(np.array([n])) == ["media"]
+
+
+def test_a_bundle_without_text_says_so(words):
+    b = load_bundle(words[0])
+    b.text = None
+    with pytest.raises(ConfigError, match="no text"):
+        SearchService(RecommendationService(b)).search("rain")
