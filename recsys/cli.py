@@ -129,6 +129,9 @@ def cmd_features(args: argparse.Namespace) -> int:
         report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
                                  fusion=fusion, retry_failed=args.retry_failed)
     print(report.summary())
+    from recsys.text_pipeline import remove_text_features
+
+    remove_text_features(args.out)  # a previous run's words must not outlive a --no-text run
     if not args.no_text and report.n_ok:
         from features.catalog_text import DEFAULT_TEXT_COLUMNS
         from recsys.text_pipeline import add_text_features

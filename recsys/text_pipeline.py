@@ -121,6 +121,16 @@ def add_text_features(features_dir: str | Path, catalog, columns, model_dir: str
     return feats.provenance["text"]
 
 
+def remove_text_features(features_dir: str | Path) -> None:
+    """Delete the ``text/`` folder of an ``avrec features`` folder (media extraction already drops
+    ``text.npy`` and refits the fusion without it when it runs again)."""
+    import shutil
+
+    from serving.text_state import TEXT_DIR
+
+    shutil.rmtree(Path(features_dir) / TEXT_DIR, ignore_errors=True)
+
+
 def _reorder(text, item_ids):
     from features.catalog_text import CatalogText
     from recsys.data.interactions import IdMap

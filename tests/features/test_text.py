@@ -185,3 +185,21 @@ def test_projection_predicts_the_words_of_items_without_text(planted):
     untagged = np.flatnonzero(~text.has_text)
     guess = np.argmax(pred[untagged] @ queries.T, axis=1)
     assert np.mean(guess == cluster(feats.item_ids[untagged])) > 0.9
+
+
+def test_text_state_round_trip_copies_a_semantic_model(planted, sentence_model, tmp_path):
+    import shutil
+
+    from recsys.text_pipeline import build_text
+    from serving.text_state import TextState
+
+    train, _, _, feats = planted
+    local = tmp_path / "model_src"
+    shutil.copytree(sentence_model, local)
+    _, state, _ = build_text(feats, planted_text(feats), model_dir=local)
+    state.save(tmp_path / "text", copy_model=True)
+    shutil.rmtree(local)  # the saved state must not need the original folder any more
+    again = TextState.load(tmp_path / "text")
+    np.testing.assert_allclose(again.encoder.rows(DOCS), state.encoder.rows(DOCS), atol=1e-6)
+    assert again.has_text.tolist() == state.has_text.tolist() and again.vocabulary == state.vocabulary
+    assert again.projection is not None

@@ -208,3 +208,19 @@ def test_a_bundle_without_text_says_so(words):
     b.text = None
     with pytest.raises(ConfigError, match="no text"):
         SearchService(RecommendationService(b)).search("rain")
+
+
+def test_features_again_without_text_leaves_no_words(words, tmp_path):
+    import shutil
+
+    from recsys.cli import main
+    from recsys.data import ItemFeatures
+
+    src = words[0].parent / "features"
+    out = tmp_path / "features"
+    shutil.copytree(src, out)
+    args = ["features", "--catalog", str(words[1] / "catalog.csv"), "--out", str(out), "--no-cnn",
+            "--max-frames", "2", "--frame-size", "32", "--workers", "1", "--quiet"]
+    assert main(args + ["--no-text"]) == 0
+    assert not (out / "text").exists() and "text" not in ItemFeatures.load(out).blocks
+    assert main(args + ["--text-cols", "nope"]) == 2  # explicit columns that do not exist: an error
