@@ -103,9 +103,9 @@ def run_rows(name: str, feats, text, model_dir, queries: list[str], relevant: li
 
 
 def print_table(rows: list[tuple]) -> None:
-    print(f"    {'method':<62}{'P@1':>7}{'P@5':>7}{'R@10':>7}{'mAP':>7}")
+    print(f"    {'method':<78}{'P@1':>7}{'P@5':>7}{'R@10':>7}{'mAP':>7}")
     for name, m in rows:
-        print(f"    {name:<62}{m['P@1']:>7.3f}{m['P@5']:>7.3f}{m['R@10']:>7.3f}{m['mAP']:>7.3f}")
+        print(f"    {name:<78}{m['P@1']:>7.3f}{m['P@5']:>7.3f}{m['R@10']:>7.3f}{m['mAP']:>7.3f}")
 
 
 # ---------------------------------------------------------------------------- datasets
