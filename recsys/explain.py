@@ -107,12 +107,27 @@ def _centred_unit(x: np.ndarray, has: np.ndarray) -> np.ndarray:
     return unit_rows(x, has, media_mean(x, has))
 
 
-def nearest_history(item_features, history: np.ndarray, item_idx: np.ndarray) -> list[dict[str, tuple[int, float]]]:
+def modality_vectors(item_features) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per modality: ``(unit (n_items, d) float32 centred unit rows, has (n_items,) bool)``.
+
+    Computed once and passed to :func:`explain` when many users are explained (a batch of lists).
+    """
+    out = {}
+    for modality, names in MODALITY_BLOCKS.items():
+        block = None if item_features is None else next((b for b in names if b in item_features.blocks), None)
+        if block is not None:
+            has = item_features.mask_of(block)
+            out[modality] = (_centred_unit(item_features.blocks[block], has), has)
+    return out
+
+
+def nearest_history(vectors: dict[str, tuple[np.ndarray, np.ndarray]], history: np.ndarray,
+                    item_idx: np.ndarray) -> list[dict[str, tuple[int, float]]]:
     """Per item and modality, the closest history item with that modality.
 
     Parameters
     ----------
-    item_features : ItemFeatures, aligned to the model's items
+    vectors : the output of :func:`modality_vectors`
     history : (h,) int
     item_idx : (m,) int
 
@@ -121,17 +136,12 @@ def nearest_history(item_features, history: np.ndarray, item_idx: np.ndarray) ->
     list of m dicts modality -> (history item idx, cosine)
     """
     out: list[dict[str, tuple[int, float]]] = [{} for _ in range(len(item_idx))]
-    if item_features is None or len(history) == 0:
+    if len(history) == 0:
         return out
-    for modality, names in MODALITY_BLOCKS.items():
-        block = next((b for b in names if b in item_features.blocks), None)
-        if block is None:
-            continue
-        has = item_features.mask_of(block)
+    for modality, (unit, has) in vectors.items():
         hist = history[has[history]]
         if len(hist) == 0:
             continue
-        unit = _centred_unit(item_features.blocks[block], has)
         sims = unit[item_idx] @ unit[hist].T  # (m, h')
         for k, i in enumerate(item_idx):
             if has[i]:
@@ -150,7 +160,7 @@ def ranker_contributions(model, user_idx: int, row: sp.csr_matrix, item_idx: np.
 
 
 def explain(model, row: sp.csr_matrix, item_idx, item_features=None, user_idx: int = -1,
-            top: int = 3) -> list[Explanation]:
+            top: int = 3, vectors: dict | None = None) -> list[Explanation]:
     """Explanations of items recommended to one user.
 
     Parameters
@@ -167,6 +177,8 @@ def explain(model, row: sp.csr_matrix, item_idx, item_features=None, user_idx: i
         The user's index when known (for the ranker extension point), else -1.
     top : int
         CF terms kept per item.
+    vectors : dict, optional
+        :func:`modality_vectors` of ``item_features``, computed here when not given.
 
     Returns
     -------
@@ -183,7 +195,9 @@ def explain(model, row: sp.csr_matrix, item_idx, item_features=None, user_idx: i
         totals, terms = als.contributions(row[:, : als.n_items_], items[known], top=top)
         for e, t, c in zip([e for e, k in zip(out, known) if k], totals, terms):
             e.cf_method, e.cf_score, e.cf = "als", float(t), c
-    for e, sim in zip(out, nearest_history(item_features, history, items)):
+    if vectors is None:
+        vectors = modality_vectors(item_features)
+    for e, sim in zip(out, nearest_history(vectors, history, items)):
         e.similar = sim
     for e, r in zip(out, ranker_contributions(model, user_idx, row, items)):
         e.ranker = r

@@ -104,25 +104,32 @@ def explain_frame(model: Recommender, interactions: Interactions, df, item_featu
     """``df`` (user_id, rank, item_id, score) with an ``explanation`` column: JSON of
     :meth:`recsys.explain.Explanation.to_dict` (CF history items, nearest history item per modality).
 
-    One fold-in factorisation per user; about 0.1 ms per listed item on TikTok-sized ALS.
+    One fold-in factorisation per user and one CF sum per item: about 0.7 ms per listed item on
+    TikTok-sized ALS (2,000 rows in 1.4 s).
     """
     import json
 
     import polars as pl
 
-    from recsys.explain import explain
+    from recsys.explain import explain, modality_vectors
 
+    from threadpoolctl import threadpool_limits
+
+    vectors = modality_vectors(item_features)  # once for every user
     out = [None] * df.height
     users = df.get_column("user_id").to_list()
     items = interactions.item_map.indices(df.get_column("item_id").to_list())
     start = 0
-    while start < len(users):  # rows of one user are consecutive (recommend_all writes them so)
-        end = start
-        while end < len(users) and users[end] == users[start]:
-            end += 1
-        u = interactions.user_map.index(users[start])
-        expl = explain(model, interactions.matrix[u], items[start:end], item_features, user_idx=u, top=top)
-        for k, e in enumerate(expl):
-            out[start + k] = json.dumps(e.to_dict(interactions.item_ids), default=str)
-        start = end
+    # one BLAS thread: every product here is tiny, and threads only add hand-off and spinning
+    with threadpool_limits(1, "blas"):
+        while start < len(users):  # rows of one user are consecutive (recommend_all writes them so)
+            end = start
+            while end < len(users) and users[end] == users[start]:
+                end += 1
+            u = interactions.user_map.index(users[start])
+            expl = explain(model, interactions.matrix[u], items[start:end], item_features, user_idx=u, top=top,
+                           vectors=vectors)
+            for k, e in enumerate(expl):
+                out[start + k] = json.dumps(e.to_dict(interactions.item_ids), default=str)
+            start = end
     return df.with_columns(pl.Series("explanation", out, dtype=pl.String))

@@ -252,15 +252,14 @@ class ALS(EmbeddingRecommender):
         terms : list of m lists of (history item idx, contribution), largest first
         """
         self._check_fitted()
-        from threadpoolctl import threadpool_limits
-
+        # no threadpool_limits here: finding the BLAS libraries costs ~5 ms a call, more than the
+        # (factors x factors) solves it would pin to one thread
         conf = self._confidence(sp.csr_matrix(row, dtype=np.float32))
         totals, terms, weights = [], [], None
-        with threadpool_limits(1, "blas"):
-            for i in np.atleast_1d(np.asarray(item_idx, dtype=np.int64)):
-                total, best, weights = self._cpu_model().explain(0, conf, int(i), user_weights=weights, N=top)
-                totals.append(total)
-                terms.append([(int(j), float(c)) for j, c in best])
+        for i in np.atleast_1d(np.asarray(item_idx, dtype=np.int64)):
+            total, best, weights = self._cpu_model().explain(0, conf, int(i), user_weights=weights, N=top)
+            totals.append(total)
+            terms.append([(int(j), float(c)) for j, c in best])
         return np.asarray(totals, np.float32), terms
 
     # ------------------------------------------------------------------ vectors (EmbeddingRecommender)
