@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,serve,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[test,serve,spark,text]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -135,6 +135,23 @@ def cmd_features(args: argparse.Namespace) -> int:
         report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
                                  fusion=fusion, retry_failed=args.retry_failed)
     print(report.summary())
+    from recsys.text_pipeline import remove_text_features
+
+    remove_text_features(args.out)  # a previous run's words must not outlive a --no-text run
+    if not args.no_text and report.n_ok:
+        from features.catalog_text import DEFAULT_TEXT_COLUMNS
+        from recsys.text_pipeline import add_text_features
+
+        cols = [c.strip() for c in args.text_cols.split(",") if c.strip()] if args.text_cols else None
+        text = add_text_features(args.out, catalog, cols or DEFAULT_TEXT_COLUMNS, model_dir=args.text_model,
+                                 dim=args.text_dim, required=cols is not None)
+        if text is None:
+            print("text: none (no text columns with words in the catalog)")
+        else:
+            proj = text["projection"]
+            print(f"text: {text['n_with_text']}/{report.n_items} items with text from {text['columns']}, "
+                  f"{text['encoder']} encoder, {text['dim']} dims; media -> text projection "
+                  + (f"trained on {proj['n_train']} items" if proj else "not trained (too few items with text and media)"))
     return report.exit_code()
 
 
@@ -192,8 +209,48 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         out = Path(out)
     else:
         out, seconds = write_recommendations(bundle.model, bundle.interactions, args.out, n=args.n, users=users,
-                                             filter_seen=not args.include_seen)
+                                             filter_seen=not args.include_seen,
+                                             explain_with=bundle.item_features if args.explain else False)
     print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import json
+
+    from serving.bundle import load_bundle
+    from serving.search_service import SearchService
+    from serving.service import RecommendationService
+
+    search = SearchService(RecommendationService(load_bundle(args.bundle)))
+    res = search.search(args.query, user_id=args.user, n=args.n, user_weight=args.user_weight)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    who = f" for user {args.user} ({'known' if res['known_user'] else 'unknown: relevance only'})" if args.user else ""
+    print(f"search {res['query']!r}{who}: {len(res['items'])} items")
+    for r, it in enumerate(res["items"], 1):
+        user = "" if it["user_score"] is None else f"  user {it['user_score']:.2f}"
+        print(f"{r:3d}. {it['item_id']}  score {it['score']:.4f}  relevance {it['relevance']:.4f}{user}  ({it['matched_by']})")
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from serving.bundle import load_bundle
+    from serving.search_service import SearchService
+    from serving.service import RecommendationService
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"--out must end in .parquet or .csv, got {out.name}")
+    cols = SearchService(RecommendationService(load_bundle(args.bundle))).tags(n=args.n)
+    df = pl.DataFrame(cols, strict=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.write_csv(out) if out.suffix.lower() == ".csv" else df.write_parquet(out)
+    n_items = df.get_column("item_id").n_unique() if df.height else 0
+    print(f"top-{args.n} tags of {n_items} items written to {out.resolve()}")
     return 0
 
 
@@ -321,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-block or per-modality weights for --fusion weighted (e.g. audio=1,video=0.5)")
     p.add_argument("--fusion-dim", type=int, default=None, help="output size for --fusion pca")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
+    p.add_argument("--text-cols", default=None, metavar="COL,...",
+                   help="catalog text columns joined into the text block (default title,tags,description when present)")
+    p.add_argument("--text-model", default=None, metavar="DIR",
+                   help="local sentence-transformers model folder: semantic text encoder (default lexical TF-IDF)")
+    p.add_argument("--text-dim", type=int, default=128, help="size of the lexical text block (default 128)")
+    p.add_argument("--no-text", action="store_true", help="leave the catalog text out")
     p.add_argument("--quiet", action="store_true")
     _engine_options(p, "files extracted by Spark tasks (mapInPandas), same outputs and cache")
     p.set_defaults(func=cmd_features)
@@ -352,8 +415,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--users", default=None, metavar="FILE", help="user ids: CSV/Parquet with user_id, or one per line")
     p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
+    p.add_argument("--explain", action="store_true",
+                   help="add an explanation column (JSON: CF history items, nearest history item per modality)")
     _engine_options(p, "lists computed in Spark tasks and written as a folder of part files")
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("search", help="items of a bundle for a text query, optionally mixed with a user's taste")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--query", required=True, help="words to search for")
+    p.add_argument("--user", default=None, help="user id: blend relevance with this user's recommendation scores")
+    p.add_argument("--n", type=int, default=10)
+    p.add_argument("--user-weight", type=float, default=0.3,
+                   help="share of the user's score in the order (0 = relevance only; default 0.3)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the answer as JSON here")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("tags", help="top tags of every item of a bundle (own words, or predicted from media)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--out", required=True, help="tags.parquet or tags.csv: item_id, rank, tag, score, own, source")
+    p.add_argument("--n", type=int, default=5, help="tags per item (default 5)")
+    p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI)")
     p.add_argument("--bundle", required=True)

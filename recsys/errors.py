@@ -49,6 +49,10 @@ class DataError(AvrecError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class QueryError(DataError):
+    """A search query that cannot be answered: empty, too long, or with no word the catalog knows."""
+
+
 class SplitError(DataError):
     """A split is impossible or would leak (train/test overlap, too few interactions)."""
 

@@ -3,7 +3,8 @@
 :func:`generate_demo_catalog` writes a folder that looks like a small real service::
 
     <out_dir>/
-        catalog.csv            item_id, path, title, duration_s, width, height, fps, sample_rate
+        catalog.csv            item_id, path, title, tags, description, duration_s, width, height, fps,
+                               sample_rate
         interactions.parquet   user_id, item_id, timestamp, event, weight
         truth.json             the hidden answer (item attributes, user tastes, train_end, cold items)
         media/i0001.mp4 ...    H.264 video + AAC audio, muxed with PyAV
@@ -25,8 +26,16 @@ than ``train_end`` while every other item has interactions on both sides of it, 
 at ``train_end`` makes exactly those items cold. No interaction has a timestamp equal to
 ``train_end``, so ``<=`` and ``<`` cuts agree.
 
-``truth.json`` is for tests and for judging models; nothing in ``catalog.csv`` reveals the hidden
-attributes. The output is a pure function of the parameters (``workers`` excluded): the same seed
+**Words.** About 60% of the items (:data:`TEXT_FRACTION`) have text, as in a real catalog where many
+uploads are never described; the others have empty ``title``, ``tags`` and ``description``. Tags
+and descriptions are derived from the hidden attributes with noise (:data:`GENRE_WORDS` of the
+picture cluster, :data:`ENERGY_WORDS` of the energy, :data:`TONE_WORDS` of the tone; 15% of genre
+words come from another cluster, words are dropped at random); titles are random names that say
+nothing. The words come from their own random stream, so the media, the log and every other draw
+are exactly what they were before the catalog had text.
+
+``truth.json`` is for tests and for judging models; ``catalog.csv`` reveals the hidden attributes
+only through those noisy words. The output is a pure function of the parameters (``workers`` excluded): the same seed
 gives byte-identical interactions and truth, and identical media with the same PyAV/FFmpeg build.
 """
 
@@ -45,7 +54,7 @@ import numpy as np
 
 from recsys.errors import AvrecError, ConfigError
 
-GENERATOR_VERSION = "demo-1.1"
+GENERATOR_VERSION = "demo-1.2"  # 1.2: tags and description columns (media and log unchanged)
 
 CATALOG_FILE = "catalog.csv"
 INTERACTIONS_FILE = "interactions.parquet"
@@ -54,7 +63,8 @@ MEDIA_DIR = "media"
 COMPLETE_MARKER = ".complete"
 _SENSOR_NOISE = 1.0  # per-frame pixel noise (8-bit levels) on top of each item's fixed grain
 
-CATALOG_COLUMNS = ("item_id", "path", "title", "duration_s", "width", "height", "fps", "sample_rate")
+CATALOG_COLUMNS = ("item_id", "path", "title", "tags", "description", "duration_s", "width", "height", "fps",
+                   "sample_rate")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "event", "weight")
 EVENTS = ("view", "like", "share")
 EVENT_FACTOR = {"view": 1.0, "like": 2.0, "share": 3.0}
@@ -90,6 +100,16 @@ _TITLE_WORDS_B = (
     "Harbor", "Signal", "Garden", "River", "Engine", "Window", "Parade", "Orbit", "Lantern", "Field",
     "Station", "Mirror", "Canyon", "Letter", "Circuit", "Meadow", "Tide", "Corridor", "Echo", "Summit",
 )
+#: words of each (picture) cluster, cluster c uses GENRE_WORDS[c % 8]; none shares a title word
+GENRE_WORDS = (
+    ("rain", "storm", "thunder"), ("piano", "keys", "lullaby"), ("drums", "beat", "percussion"),
+    ("ocean", "waves", "surf"), ("birds", "forest", "chirping"), ("city", "traffic", "street"),
+    ("synth", "techno", "neon"), ("guitar", "acoustic", "strum"),
+)
+#: (low, high) words of the energy and tone attributes (said of items below 0.35 / above 0.65)
+ENERGY_WORDS = (("mellow", "relaxed", "gentle"), ("energetic", "upbeat", "lively"))
+TONE_WORDS = (("dark", "moody"), ("warm", "sunny"))
+TEXT_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,8 @@ class DemoCatalog:
     root : Path
         The catalog folder.
     catalog_csv : Path
-        ``item_id, path, title, duration_s, width, height, fps, sample_rate``; ``path`` is relative
+        ``item_id, path, title, tags, description, duration_s, width, height, fps, sample_rate``;
+        ``path`` is relative
         to ``root``.
     interactions : Path
         Parquet log ``user_id, item_id, timestamp, event, weight``.
@@ -293,6 +314,29 @@ def _item_specs(p: dict[str, Any], protos: list[dict], rng: np.random.Generator)
             },
         })
     return specs
+
+
+def _item_words(specs: list[dict], k: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Tags and a description per item from its hidden attributes, with noise; ~40% get none."""
+    out = []
+    for s in specs:
+        has_text = bool(rng.uniform() < TEXT_FRACTION)
+        genre = s["cluster"] if rng.uniform() > 0.15 else int(rng.integers(k))  # 15%: another cluster's words
+        g = GENRE_WORDS[genre % len(GENRE_WORDS)]
+        tags = [w for w in g if rng.uniform() < 0.6] or [g[int(rng.integers(len(g)))]]
+        e, t = s["energy"], s["tone"]
+        ew = ENERGY_WORDS[int(e > 0.5)] if (e < 0.35 or e > 0.65) else None
+        tw = TONE_WORDS[int(t > 0.5)] if (t < 0.35 or t > 0.65) else None
+        for group in (ew, tw):
+            if group is not None and rng.uniform() < 0.7:
+                tags.append(group[int(rng.integers(len(group)))])
+        description = ""
+        if rng.uniform() < 0.5:
+            adj = ew[int(rng.integers(len(ew)))] if ew is not None else "steady"
+            description = f"A {adj} {g[int(rng.integers(len(g)))]} clip."
+        out.append({"has_text": has_text, "tags": ", ".join(tags) if has_text else "",
+                    "description": description if has_text else ""})
+    return out
 
 
 def _users(p: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -674,10 +718,14 @@ def generate_demo_catalog(
         for i, (a, b) in enumerate(zip(trng.integers(len(_TITLE_WORDS_A), size=p["n_items"]),
                                        trng.integers(len(_TITLE_WORDS_B), size=p["n_items"])))
     ]
+    # Words: a sixth stream (spawn keys are positional, so the five above are unchanged)
+    words = _item_words(specs, p["n_clusters"], np.random.default_rng(np.random.SeedSequence(p["seed"]).spawn(6)[5]))
     pl.DataFrame({
         "item_id": item_ids.tolist(),
         "path": [f"{MEDIA_DIR}/{i}.mp4" for i in item_ids],
-        "title": titles,
+        "title": [t if w["has_text"] else "" for t, w in zip(titles, words)],
+        "tags": [w["tags"] for w in words],
+        "description": [w["description"] for w in words],
         "duration_s": [p["duration_s"]] * p["n_items"],
         "width": [p["width"]] * p["n_items"],
         "height": [p["height"]] * p["n_items"],

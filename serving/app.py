@@ -42,9 +42,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from recsys import __version__
-from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, UnknownIdError
+from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, QueryError, UnknownIdError
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import MetricsMiddleware, MetricsRecorder
+from serving.search import DEFAULT_USER_WEIGHT, MAX_QUERY_CHARS
+from serving.search_service import SearchService
 from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError
 
 TOKEN_ENV = "AVREC_TOKEN"  # environment variable holding the write token of `avrec serve`
@@ -59,6 +61,7 @@ ERROR_STATUS: tuple[tuple[type[AvrecError], int], ...] = (
     (DuplicateIdError, 409),  # POST /items with an id the bundle already has
     (RegistrationDisabledError, 403),  # POST /items on a server started without --media-root
     (MediaDecodeError, 422),  # the file exists but is not decodable media
+    (QueryError, 422),  # empty, overlong or meaningless search query
     (ConfigError, 409),  # valid request this bundle cannot answer (no audio block, no extractor)
     (DataError, 400),  # bad media path, inconsistent values
     (AvrecError, 400),
@@ -75,6 +78,14 @@ class SimilarBy(str, Enum):
     audio = "audio"
     video = "video"
     cf = "cf"
+
+
+class MediaBy(str, Enum):
+    """Which vectors a query clip is compared on."""
+
+    fused = "fused"
+    audio = "audio"
+    video = "video"
 
 
 class ErrorOut(BaseModel):
@@ -98,10 +109,16 @@ class HealthOut(BaseModel):
     registrations_persisted: bool = Field(description="whether registered items are kept on disk beside the bundle")
 
 
+class ExplainedItem(ScoredItem):
+    explanation: dict[str, Any] | None = Field(
+        None, description="with explain=true: cf (history items behind the CF score), similar (nearest history "
+                          "item per modality), ranker (per-group contributions; null until the ranker provides them)")
+
+
 class UserRecommendationsOut(BaseModel):
     user_id: str
     known_user: bool = Field(description="false: the user had no training interactions; the list is cold start")
-    items: list[ScoredItem] = Field(description="best first; at most n")
+    items: list[ExplainedItem] = Field(description="best first; at most n")
 
 
 class HistoryIn(BaseModel):
@@ -112,6 +129,7 @@ class HistoryIn(BaseModel):
     items: list[RawId] = Field(max_length=MAX_HISTORY, description="item ids; unknown ones are reported back")
     n: int = Field(10, ge=1, le=MAX_N)
     exclude_seen: bool = Field(True, description="leave the history's items out of the list")
+    explain: bool = Field(False, description="add an explanation to every item")
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         None, max_length=MAX_HISTORY, description="one non-negative weight per item (default 1 each)")
 
@@ -125,7 +143,7 @@ class HistoryIn(BaseModel):
 
 
 class HistoryRecommendationsOut(BaseModel):
-    items: list[ScoredItem]
+    items: list[ExplainedItem]
     unknown_items: list[str | int] = Field(description="history items the model does not know (ignored)")
     n_history: int = Field(description="history items used")
 
@@ -134,6 +152,40 @@ class SimilarItemsOut(BaseModel):
     item_id: str
     by: SimilarBy = Field(description="the space the similarity was measured in (the default depends on the bundle)")
     items: list[ScoredItem]
+
+
+class SearchItem(BaseModel):
+    item_id: str | int
+    score: float = Field(description="the order: relevance, mixed with the user's score when a user is given")
+    relevance: float = Field(description="cosine of the query with the item's words and/or projected media")
+    user_score: float | None = Field(description="percentile (0-1] of the user's recommendation score among "
+                                                 "the relevant items; null without a known user")
+    matched_by: str = Field(description="text, media (no text: its media projected into words) or text+media")
+
+
+class SearchOut(BaseModel):
+    query: str
+    user_id: str | None
+    known_user: bool = Field(description="false: no user given or unknown: relevance only")
+    user_weight: float = Field(description="share of the user's score in the order (0 without a known user)")
+    items: list[SearchItem]
+
+
+class SearchByMediaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"path": "clips/query.mp4", "by": "fused", "n": 10}]})
+
+    path: str = Field(min_length=1, max_length=4096, description="media file, relative to the server's --media-root")
+    by: MediaBy = Field(MediaBy.fused, description="compare fused, audio or video vectors")
+    n: int = Field(10, ge=1, le=MAX_N)
+
+
+class SearchByMediaOut(BaseModel):
+    path: str
+    by: MediaBy
+    has_audio: bool
+    has_video: bool
+    items: list[ScoredItem] = Field(description="the clip is not registered; every catalog item may appear")
 
 
 class RegisterItemIn(BaseModel):
@@ -179,7 +231,14 @@ def _service(request: Request) -> RecommendationService:
     return request.app.state.service
 
 
+def _search(request: Request) -> SearchService:
+    return request.app.state.search
+
+
 Service = Annotated[RecommendationService, Depends(_service)]
+Search = Annotated[SearchService, Depends(_search)]
+Explain = Annotated[bool, Query(description="add an explanation to every item (CF history items, nearest "
+                                            "history item per modality)")]
 N = Annotated[int, Query(ge=1, le=MAX_N, description="list length")]
 _ERRORS = {404: {"model": ErrorOut}, 400: {"model": ErrorOut}, 409: {"model": ErrorOut}}
 _bearer = HTTPBearer(auto_error=False, description="the token the server was started with (--token / $AVREC_TOKEN)")
@@ -246,6 +305,8 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         else:
             loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
             app.state.service = await run_in_threadpool(build_service, loaded, media_root, token, registry)
+        app.state.search = SearchService(app.state.service)
+        await run_in_threadpool(app.state.search.warm)  # before the BLAS limit below: see warm()
         # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
         # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
         # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms
@@ -290,18 +351,24 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         return out
 
     @app.get("/users/{user_id}/recommendations", response_model=UserRecommendationsOut, tags=["recommendations"],
-             responses=_ERRORS)
-    def user_recommendations(service: Service, user_id: str, n: N = 10,
+             response_model_exclude_unset=True, responses=_ERRORS)
+    def user_recommendations(service: Service, search: Search, user_id: str, n: N = 10,
                              exclude_seen: Annotated[bool, Query(description="leave out the user's training items")] = True,
-                             ) -> dict[str, Any]:
+                             explain: Explain = False) -> dict[str, Any]:
         """Top-n for a user. An unknown user gets the cold-start list with `known_user: false`."""
-        return service.recommend_user(user_id, n=n, exclude_seen=exclude_seen)
+        out = service.recommend_user(user_id, n=n, exclude_seen=exclude_seen)
+        if explain:
+            out["items"] = search.explain_items(user_id, out["items"])
+        return out
 
     @app.post("/recommendations", response_model=HistoryRecommendationsOut, tags=["recommendations"],
-              responses=_ERRORS)
-    def history_recommendations(service: Service, body: HistoryIn) -> dict[str, Any]:
+              response_model_exclude_unset=True, responses=_ERRORS)
+    def history_recommendations(service: Service, search: Search, body: HistoryIn) -> dict[str, Any]:
         """Top-n for an ad-hoc history (new or anonymous users), folded in without refitting."""
-        return service.recommend_history(body.items, n=body.n, exclude_seen=body.exclude_seen, weights=body.weights)
+        out = service.recommend_history(body.items, n=body.n, exclude_seen=body.exclude_seen, weights=body.weights)
+        if body.explain:
+            out["items"] = search.explain_items(None, out["items"], history=body.items)
+        return out
 
     @app.get("/items/{item_id}/similar", response_model=SimilarItemsOut, tags=["items"], responses=_ERRORS)
     def similar_items(service: Service, item_id: str, n: N = 10,
@@ -326,6 +393,29 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         registration could not be saved.
         """
         return service.register_item(body.item_id, body.path)
+
+    @app.get("/search", response_model=SearchOut, tags=["search"], responses={**_ERRORS, 422: {"model": ErrorOut}})
+    def search_items(search: Search,
+                     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="the words to search for")],
+                     user: Annotated[str | None, Query(description="mix in this user's recommendation scores")] = None,
+                     n: N = 10,
+                     user_weight: Annotated[float, Query(ge=0, le=1, description="share of the user's score")] = DEFAULT_USER_WEIGHT,
+                     ) -> dict[str, Any]:
+        """Items for a text query: relevance to the item's words, or to its media projected into words when it
+        has none; with a known user, mixed with that user's recommendation scores.
+
+        422 empty, overlong or meaningless query; 409 a bundle without text.
+        """
+        return search.search(q, user_id=user, n=n, user_weight=user_weight)
+
+    @app.post("/search/by-media", response_model=SearchByMediaOut, tags=["search"],
+              responses={**_ERRORS, 403: {"model": ErrorOut}})
+    def search_by_media(search: Search, body: SearchByMediaIn) -> dict[str, Any]:
+        """Items similar to a media file under --media-root (features extracted, the clip NOT registered).
+
+        400 bad path, 403 no media root, 409 a bundle without extractor settings, 422 undecodable media.
+        """
+        return search.search_by_media(body.path, by=body.by.value, n=body.n)
 
     @app.get("/metrics", response_model=MetricsOut, tags=["info"])
     def metrics(request: Request) -> dict[str, Any]:

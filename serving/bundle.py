@@ -15,6 +15,8 @@ Layout::
       features/            item features (ItemFeatures.save) when the model reads content
       fusion.json          fusion statistics, to fuse the features of items added while serving
       extractor.json       the extractor settings the features were made with
+      text/                the catalog's words for search and tags (serving.text_state), when the
+                           features had text columns
 
 Nothing is pickled: arrays load with ``allow_pickle=False``, the ranker is LightGBM's text format
 or arrays. :func:`load_bundle` verifies the checksums and versions and fails with
@@ -60,6 +62,8 @@ class Bundle:
         Fitted fusion, to fuse the blocks of new items like the catalog's.
     extractor : dict or None
         :class:`features.extract.ExtractorConfig` settings of the features.
+    text : serving.text_state.TextState or None
+        Encoder, item texts and media -> text projection (search, tags), aligned to the item map.
     manifest : dict
     path : Path or None
     """
@@ -70,6 +74,7 @@ class Bundle:
     extractor: dict | None = None
     manifest: dict = field(default_factory=dict)
     path: Path | None = None
+    text: Any = None
 
     @property
     def interactions(self) -> Interactions:
@@ -215,7 +220,7 @@ def _read_interactions(path: Path, users: IdMap, items: IdMap) -> Interactions:
 
 # ---------------------------------------------------------------------------- public API
 def save_bundle(model, out: str | Path, item_features=None, fusion=None, extractor: dict | None = None,
-                overwrite: bool = False, extra: dict | None = None) -> Path:
+                overwrite: bool = False, extra: dict | None = None, text=None) -> Path:
     """Write a fitted model (and what serving needs around it) as a bundle directory.
 
     Parameters
@@ -234,6 +239,8 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
         Replace an existing bundle at ``out``.
     extra : dict, optional
         JSON-serialisable notes kept in the manifest (data source, metrics ...).
+    text : serving.text_state.TextState, optional
+        Saved to ``text/`` aligned to the model's item map (a semantic model folder is copied in).
 
     Returns
     -------
@@ -259,6 +266,8 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
             fusion.save(tmp)
         if extractor is not None:
             (tmp / "extractor.json").write_text(json.dumps(extractor, indent=1))
+        if text is not None:
+            text.align(x.item_map).save(tmp / "text", copy_model=True)
         files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format": FORMAT,
@@ -272,6 +281,7 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
             "features": "features" if item_features is not None else None,
             "fusion": "fusion.json" if fusion is not None else None,
             "extractor": "extractor.json" if extractor is not None else None,
+            "text": "text" if text is not None else None,
             "extra": extra or {},
             "files": files,
         }
@@ -381,12 +391,17 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
 
             fusion = Fusion.load(d)
         extractor = json.loads((d / manifest["extractor"]).read_text()) if manifest.get("extractor") else None
+        text = None
+        if manifest.get("text"):
+            from serving.text_state import TextState
+
+            text = TextState.load(d / manifest["text"])
         model = _read_model(d / "model", x, item_features)
     except BundleError:
         raise
     except (KeyError, ValueError, OSError) as exc:
         raise BundleError(f"{d} is incomplete or inconsistent: {type(exc).__name__}: {exc}") from None
-    return Bundle(model, item_features, fusion, extractor, manifest, d)
+    return Bundle(model, item_features, fusion, extractor, manifest, d, text)
 
 
 def registration_state(features_dir: str | Path, item_features) -> tuple[Any, dict | None]:
@@ -465,7 +480,7 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
             return spark_bundle(log.path, {"log": str(log.path)},
                                 {"user": cols.user, "item": cols.item, "weight": cols.weight})
     val = None
-    item_features = fusion = extractor = None
+    item_features = fusion = extractor = text = None
     if dataset is not None:
         from recsys.data.loaders import load_split_folder
 
@@ -487,6 +502,10 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
 
         item_features = ItemFeatures.load(features)
         fusion, extractor = registration_state(features, item_features)
+        if (Path(features) / "text").is_dir():  # the catalog's words: search and tags
+            from serving.text_state import TextState
+
+            text = TextState.load(Path(features) / "text")
         new = [i for i in item_features.item_ids.tolist() if i not in train.item_map]
         if new:  # catalog items nobody interacted with yet: cold items, rankable from their media
             train = train.with_new_items(new)
@@ -502,5 +521,7 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     fit_model(model, train, aligned, val)
     log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
            f"in {time.perf_counter() - t0:.1f}s")
-    return save_bundle(model, out, item_features=aligned if model.uses_features else None, fusion=fusion,
-                       extractor=extractor, overwrite=overwrite, extra={"source": source})
+    # search needs the media blocks of a text bundle (items without words are found by them)
+    keep = model.uses_features or text is not None
+    return save_bundle(model, out, item_features=aligned if keep else None, fusion=fusion,
+                       extractor=extractor, overwrite=overwrite, extra={"source": source}, text=text)

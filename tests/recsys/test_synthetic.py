@@ -104,13 +104,26 @@ def test_every_file_has_h264_and_aac_with_audible_sound(demo, catalog):
         assert len(samples) >= 0.95 * PARAMS["duration_s"] * 22050
 
 
-def test_catalog_columns_hide_the_attributes(catalog):
+def test_catalog_columns(catalog):
     assert tuple(catalog.columns) == CATALOG_COLUMNS
     assert catalog.height == PARAMS["n_items"]
     assert catalog["item_id"].n_unique() == PARAMS["n_items"]
     assert catalog["item_id"][0] == "i0001"
     assert all(p == f"media/{i}.mp4" for p, i in zip(catalog["path"], catalog["item_id"]))
     assert (catalog["duration_s"] == PARAMS["duration_s"]).all()
+
+
+def test_words_follow_the_hidden_cluster_with_noise_and_many_items_have_none(catalog, truth):
+    from recsys.synthetic import GENRE_WORDS
+
+    tags = [t or "" for t in catalog["tags"].to_list()]
+    has = np.array([bool(t) for t in tags])
+    assert 0.4 < has.mean() < 0.8  # about 60% with words
+    titles = [t or "" for t in catalog["title"].to_list()]
+    assert all(bool(t) == h for t, h in zip(titles, has))  # no text means no title either
+    cluster = [it["cluster"] for it in truth["items"]]
+    own = [any(w in GENRE_WORDS[c] for w in t.split(", ")) for t, c, h in zip(tags, cluster, has) if h]
+    assert 0.7 < np.mean(own) < 1.0  # mostly the item's own cluster, with noise
 
 
 def test_interaction_columns_and_values(log, catalog):

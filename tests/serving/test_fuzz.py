@@ -43,7 +43,8 @@ def fuzz_schema(fuzz_server):
 
 #: Every operation of the app; a route added without fuzzing fails test_every_operation_is_fuzzed.
 OPERATIONS = [("GET", "/health"), ("GET", "/users/{user_id}/recommendations"), ("POST", "/recommendations"),
-              ("GET", "/items/{item_id}/similar"), ("POST", "/items"), ("GET", "/metrics")]
+              ("GET", "/items/{item_id}/similar"), ("POST", "/items"), ("GET", "/metrics"),
+              ("GET", "/search"), ("POST", "/search/by-media")]
 
 
 def _judge(status: int, body: bytes) -> None:
@@ -115,6 +116,10 @@ HOSTILE = [
     ("POST", "/items", {"item_id": 10**30, "path": "media/i0001.mp4"}),
     ("POST", "/recommendations", {"items": ["\U0001f3b5", "i0001", -1, 2**63], "n": 1000}),
     ("POST", "/recommendations", {"items": ["i0001"] * 10_001}),
+    ("GET", "/search?q=" + "a" * 600, None),
+    ("GET", "/search?q=%00%F0%9F%8E%B5&user=%E2%80%AE&n=1000", None),
+    ("POST", "/search/by-media", {"path": "escape.mp4", "by": "fused", "n": 10}),
+    ("POST", "/search/by-media", {"path": "../outside.mp4", "by": "audio"}),
 ]
 
 
