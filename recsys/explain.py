@@ -12,18 +12,18 @@ For each recommended item of one user (given the fitted model and the user's his
     history item whose content vector is closest to the item (cosine of centred unit vectors, as
     ``GET /items/{id}/similar``), among history items that have that modality.
 ``ranker``
-    EXTENSION POINT, ``None`` today: the learned ranker's per-feature contributions grouped as
-    :data:`RANKER_GROUPS`. A model provides them by defining::
+    The learned ranker's contributions to the item's score, grouped as :data:`RANKER_GROUPS`, for
+    models that define::
 
         def feature_contributions(self, user_idx: int, row: CSR (1, n_items), item_idx: (m,) int)
-            -> dict[str, np.ndarray]   # group name -> (m,) float32 contribution to the ranker score
+            -> dict[str, np.ndarray]   # group name -> (m,) float32 contribution to the score
 
-    For the hybrid's LightGBM ranker that is ``booster.predict(X, pred_contrib=True)`` on the
-    candidate pairs' feature matrix (the same rows the ranker scores), with the per-feature
-    columns summed by group (CF: ALS/bridge/item-kNN scores, ranks and z-scores; audio/video/text:
-    the content components of that modality; popularity: item popularity and user activity;
-    new_item_policy: the cold flag and the ``cold_share`` offset) and the bias column reported as
-    ``"bias"``. :func:`ranker_contributions` calls it when present, so nothing here changes.
+    The hybrid does (:meth:`recsys.models.hybrid.Hybrid.feature_contributions`): coefficient x
+    standardised input for its linear ranker, SHAP values (LightGBM ``pred_contrib``) for its
+    LightGBM rankers, summed by group (``cf``: ALS and item-kNN; ``media``: the bridge's
+    media->CF score and the fused content profile; ``audio``/``video``/``text``: content profiles
+    of that modality; ``popularity``; ``new_item_policy``: the cold flag's learned offset plus the
+    ``cold_share`` boost; ``bias``). The groups sum to the item's score. Other models: ``None``.
 
 Faithfulness is checked by ``bench/bench_explain.py``: removing the top CF-attributed history item
 and folding the user in again must lower the item's rank more than removing a random one.
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-RANKER_GROUPS = ("cf", "audio", "video", "text", "popularity", "new_item_policy")
+RANKER_GROUPS = ("cf", "media", "audio", "video", "text", "popularity", "new_item_policy", "bias")
 PHRASES = {"audio": "sounds like", "video": "looks like", "text": "reads like"}
 #: feature blocks describing each modality, in order of preference (first present wins)
 MODALITY_BLOCKS = {"audio": ("audio", "audio_ae", "av_audio"),

@@ -186,3 +186,25 @@ def test_feature_importance_names_every_feature(hybrid):
     srcs = ["als", "media", "itemknn", "content_fused", "content_audio", "content_video"]
     assert list(imp) == [f"{s}_z" for s in srcs] + [f"{s}_z|cold" for s in srcs] + ["item_is_cold"]
     assert "als_log_rank" in hybrid.feature_names and "item_log_pop" in hybrid.feature_names
+
+
+@pytest.mark.parametrize("ranker", ["linear", "lambdarank"])
+def test_ranker_contributions_sum_to_the_score(data, hybrid, ranker):
+    """Explanations' ranker part: per-group contributions add up to the score the hybrid ranks by,
+    for warm and cold recommended items alike."""
+    from recsys.explain import RANKER_GROUPS
+
+    train, _, _, feats = data
+    m = hybrid if ranker == "linear" else _hybrid(ranker="lambdarank").fit(train, feats)
+    for u in (0, 7):
+        idx, score = m.recommend(u, n=8)
+        groups = m.feature_contributions(u, train.matrix[u], idx)
+        assert set(groups) <= set(RANKER_GROUPS) and {"cf", "media", "bias"} <= set(groups)
+        np.testing.assert_allclose(sum(groups.values()), score, rtol=1e-4, atol=1e-4)
+    cold_item = np.array([COLD[0]])
+    assert m.feature_contributions(0, train.matrix[0], cold_item)["new_item_policy"][0] != 0
+    from recsys.explain import explain
+
+    idx, score = m.recommend(3, n=3)
+    for e, sc in zip(explain(m, train.matrix[3], idx, feats, user_idx=3), score):
+        assert e.ranker is not None and abs(sum(e.ranker.values()) - sc) < 1e-3

@@ -161,7 +161,7 @@ def test_explanations_name_history_items_and_neighbours(api, search):
         assert e["cf"]["method"] == "als" and e["cf"]["because"]
         assert {b["item_id"] for b in e["cf"]["because"]} <= history
         assert set(e["similar"]) >= {"audio", "video"} and e["similar"]["audio"]["item_id"] in history
-        assert e["ranker"] is None  # the extension point, filled by the ranker later
+        assert e["ranker"] is None  # an ALS bundle has no ranker (the hybrid fills it: test_hybrid)
     adhoc = api.post("/recommendations", json={"items": ["i0001", "i0002"], "n": 2, "explain": True}).json()
     assert all({b["item_id"] for b in it["explanation"]["cf"]["because"]} <= {"i0001", "i0002"}
                for it in adhoc["items"])
