@@ -372,6 +372,13 @@ class Hybrid(Recommender):
         cols += [parts.log_pop_[c], parts.cold_[c], parts.bridge_.has_media_[c], activity[r]]
         return np.column_stack(cols).astype(np.float32)
 
+    def _sample_users(self, x: Interactions, max_users: int) -> np.ndarray:
+        """Users with interactions in ``x``, at most ``max_users`` of them (seeded sample, sorted)."""
+        users = np.flatnonzero(x.user_counts() > 0)
+        if len(users) > max_users:
+            users = np.sort(np.random.default_rng(self.seed).choice(users, size=max_users, replace=False))
+        return users
+
     def _user_batches(self, users: np.ndarray, n_items: int):
         """Consecutive slices of ``users`` small enough for the dense (batch, n_items) blocks."""
         bs = batch_size_for(n_items, 256)
@@ -409,12 +416,8 @@ class Hybrid(Recommender):
         feature distribution it learned from."""
         self._check_fitted()
         x = interactions or self.train_
-        rng = np.random.default_rng(self.seed)
-        users = np.flatnonzero(x.user_counts() > 0)
-        if len(users) > max_users:
-            users = np.sort(rng.choice(users, size=max_users, replace=False))
         rows = []
-        for batch in self._user_batches(users, self.n_items_):
+        for batch in self._user_batches(self._sample_users(x, max_users), self.n_items_):
             m = x.matrix[batch]
             blocks, cand = self._score_blocks(self, batch, m)
             r, c = np.nonzero(cand)
@@ -427,12 +430,8 @@ class Hybrid(Recommender):
     # ------------------------------------------------------------------ exposure policy
     def _calibration_lists(self, train: Interactions, max_users: int = 2000) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ranker scores, is-cold) of the candidates of up to ``max_users`` training users."""
-        rng = np.random.default_rng(self.seed)
-        users = np.flatnonzero(train.user_counts() > 0)
-        if len(users) > max_users:
-            users = np.sort(rng.choice(users, size=max_users, replace=False))
         lists = []
-        for batch in self._user_batches(users, self.n_items_):
+        for batch in self._user_batches(self._sample_users(train, max_users), self.n_items_):
             _, r, c, p = self._candidate_scores(batch, train.matrix[batch])
             bounds = np.searchsorted(r, np.arange(len(batch) + 1))
             lists += [(p[a:b], self.cold_[c[a:b]] > 0) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
