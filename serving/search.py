@@ -138,7 +138,7 @@ class TextSearch:
         return idx, vals, known
 
 
-def blend(relevance: np.ndarray, n: int, user_scores: np.ndarray | None = None,
+def blend(relevance: np.ndarray, n: int, user_scores=None,
           user_weight: float = DEFAULT_USER_WEIGHT, pool: int | None = None) -> dict[str, np.ndarray]:
     """Top-``n`` items by relevance, re-ordered by a user's scores when given (module docstring).
 
@@ -146,8 +146,9 @@ def blend(relevance: np.ndarray, n: int, user_scores: np.ndarray | None = None,
     ----------
     relevance : (n_items,) float32
     n : int
-    user_scores : (n_items,) float, optional
-        The user's recommendation scores (any scale; ``-inf`` allowed).
+    user_scores : (n_items,) float, or a function of (k,) item indices -> (k,) scores, optional
+        The user's recommendation scores (any scale; ``-inf`` allowed). Only the pooled items'
+        scores are read, so a function lets the caller score just those (serving does).
     user_weight : float in [0, 1]
     pool : int, optional
         Relevant items re-ordered (default max(100, 10 n)).
@@ -171,7 +172,7 @@ def blend(relevance: np.ndarray, n: int, user_scores: np.ndarray | None = None,
     cand, r = cand[0][keep], r[0][keep]
     if user_scores is None or len(cand) == 0:
         return {"idx": cand[:n], "score": r[:n], "relevance": r[:n], "user": np.full(min(n, len(cand)), np.nan, np.float32)}
-    u = np.asarray(user_scores, np.float64)[cand]
+    u = np.asarray(user_scores(cand) if callable(user_scores) else np.asarray(user_scores)[cand], np.float64)
     u = np.where(np.isnan(u), -np.inf, u)
     pct = (rankdata(u, method="average") / len(u)).astype(np.float32)
     score = (1.0 - user_weight) * r / r.max() + user_weight * pct
