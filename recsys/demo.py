@@ -192,13 +192,11 @@ def _write_bundle(model, item_features, out_dir: Path, catalog_csv=None) -> Path
     fusion, extractor = registration_state(out_dir / "features", item_features)
     text = None
     if catalog_csv is not None:
-        from features.catalog_text import catalog_text
         from recsys.data import Catalog
-        from recsys.text_pipeline import _reorder, build_text
+        from recsys.text_pipeline import catalog_text_features
 
-        words = catalog_text(Catalog.from_csv(catalog_csv))
-        if words.columns and words.has_text.any():
-            _, text, _ = build_text(item_features, _reorder(words, item_features.item_ids))
+        built = catalog_text_features(item_features, Catalog.from_csv(catalog_csv))
+        text = None if built is None else built[1]
     return save_bundle(model, out_dir / "bundle", item_features=item_features, fusion=fusion, extractor=extractor,
                        overwrite=True, extra={"source": "avrec demo"}, text=text)
 

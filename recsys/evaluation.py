@@ -88,13 +88,6 @@ class _Acc:
         return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _restrict_columns(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """Copy of CSR ``rows`` keeping only entries whose column is marked in ``keep`` (n_items,)."""
-    r = rows.tocoo()
-    m = keep[r.col]
-    return sp.csr_matrix((r.data[m], (r.row[m], r.col[m])), shape=rows.shape)
-
-
 def evaluate(
     model: Recommender,
     train: Interactions,
@@ -164,8 +157,8 @@ def evaluate(
                     auc_parts[s].append(M.auc_counts(scores, rel_all, excl))
                     continue
                 # held-out items outside the segment are neither positives nor negatives
-                rel = _restrict_columns(rel_all, keep)
-                other = _restrict_columns(rel_all, ~keep)
+                rel = M.restrict_columns(rel_all, keep)
+                other = M.restrict_columns(rel_all, ~keep)
                 auc_parts[s].append(M.auc_counts(scores, rel, (excl + other).tocsr()))
             if roc_negatives:
                 _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
@@ -176,7 +169,7 @@ def evaluate(
         for s, keep in restricted.items():
             lists[s] = top_n(np.where(keep[None, :], scores, -np.inf), kmax)[0]
         for s, keep in {**seg_keep, **restricted}.items():
-            rel = rel_all if keep is None else _restrict_columns(rel_all, keep)
+            rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
             ranked = lists[s]
             acc = accs[s]
             n_rel = np.diff(rel.indptr)

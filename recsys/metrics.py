@@ -51,6 +51,7 @@ __all__ = [
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
+    "restrict_columns",
 ]
 
 # Above this many positives in some row the comparison path (two passes over the batch per positive
@@ -227,6 +228,14 @@ _FROM_HITS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
 
 
 # ------------------------------------------------------------------------------ public ranking
+def restrict_columns(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """Copy of CSR ``rows`` keeping only entries whose column is marked in ``keep`` (n_items,) bool:
+    the relevant items of one segment (warm or cold items) for any metric here."""
+    r = rows.tocoo()
+    m = keep[r.col]
+    return sp.csr_matrix((r.data[m], (r.row[m], r.col[m])), shape=rows.shape)
+
+
 def hit_matrix(
     ranked: np.ndarray, relevant: sp.spmatrix | sp.sparray, k: int | None = None
 ) -> np.ndarray:

@@ -80,6 +80,24 @@ def build_text(item_features, text, model_dir: str | Path | None = None, dim: in
     return feats, state, fusion
 
 
+def catalog_text_features(item_features, catalog, columns=None, model_dir: str | Path | None = None,
+                          dim: int = 128, fusion_config: Any = None, required: bool = False):
+    """:func:`build_text` on a catalog's text columns, rows in ``item_features``' order.
+
+    Returns
+    -------
+    (ItemFeatures, TextState, fusion or None), or None when the catalog has no text
+    """
+    from features.catalog_text import DEFAULT_TEXT_COLUMNS, catalog_text
+
+    text = catalog_text(catalog, DEFAULT_TEXT_COLUMNS if columns is None else columns, required=required)
+    if not text.columns or not text.has_text.any():
+        return None
+    # the text rows follow the features' item order (catalog order, but do not rely on it)
+    return build_text(item_features, _reorder(text, item_features.item_ids), model_dir=model_dir, dim=dim,
+                      fusion_config=fusion_config)
+
+
 def add_text_features(features_dir: str | Path, catalog, columns, model_dir: str | Path | None = None,
                       dim: int = 128, required: bool = False) -> dict[str, Any] | None:
     """Add the text modality to an ``avrec features`` folder; returns its provenance (None: no text).
@@ -98,23 +116,20 @@ def add_text_features(features_dir: str | Path, catalog, columns, model_dir: str
     """
     import polars as pl
 
-    from features.catalog_text import catalog_text
     from features.fusion import Fusion, FusionConfig
     from recsys.data import ItemFeatures
     from recsys.data.item_features import ITEMS_PARQUET
     from serving.text_state import TEXT_DIR
 
     d = Path(features_dir)
-    text = catalog_text(catalog, columns, required=required)
-    if not text.columns or not text.has_text.any():
+    config = Fusion.load(d).config if (d / "fusion.json").exists() else FusionConfig()
+    built = catalog_text_features(ItemFeatures.load(d), catalog, columns, model_dir=model_dir, dim=dim,
+                                  fusion_config=config, required=required)
+    if built is None:
         return None
-    feats = ItemFeatures.load(d)
+    feats, state, fusion = built
     items = pl.read_parquet(d / ITEMS_PARQUET)
     extra = {c: items.get_column(c).to_list() for c in items.columns if c != "item_id" and not c.startswith("has_")}
-    # the text rows follow the features' item order (catalog order, but do not rely on it)
-    text = _reorder(text, feats.item_ids)
-    config = Fusion.load(d).config if (d / "fusion.json").exists() else FusionConfig()
-    feats, state, fusion = build_text(feats, text, model_dir=model_dir, dim=dim, fusion_config=config)
     feats.save(d, extra_columns=extra)
     fusion.save(d)
     state.save(d / TEXT_DIR)

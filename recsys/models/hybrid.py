@@ -64,21 +64,13 @@ def _rank_in_row(s: np.ndarray, r: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _list_recall(scores: np.ndarray, rel: sp.csr_matrix, keep: np.ndarray | None, k: int) -> np.ndarray:
-    """(b,) recall@k of each row's top-k against ``rel`` restricted to items in ``keep``; NaN for
-    rows without relevant items there. ``scores`` (b, n) with seen items at -inf."""
+def _segment_recall(scores: np.ndarray, rel: sp.csr_matrix, keep: np.ndarray | None, k: int) -> np.ndarray:
+    """(b,) recall@k of each row's top-k against ``rel`` restricted to items in ``keep`` (None: all);
+    NaN for rows without relevant items there. ``scores`` (b, n) with seen items at -inf."""
+    from recsys import metrics as M
     from recsys.models.base import top_n
 
-    top, _ = top_n(scores, k)
-    r = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
-    c = rel.indices
-    if keep is not None:
-        r, c = r[keep[c]], c[keep[c]]
-    n_rel = np.bincount(r, minlength=rel.shape[0]).astype(np.float64)
-    hit = np.zeros(scores.shape, dtype=bool)
-    np.put_along_axis(hit, np.maximum(top, 0), top >= 0, axis=1)
-    hits = np.bincount(r, weights=hit[r, c], minlength=rel.shape[0])
-    return np.divide(hits, n_rel, out=np.full(len(n_rel), np.nan), where=n_rel > 0)
+    return M.recall_at_k(top_n(scores, k)[0], rel if keep is None else M.restrict_columns(rel, keep), k)
 
 
 class Hybrid(Recommender):
@@ -193,13 +185,14 @@ class Hybrid(Recommender):
 
         self._validate(item_features)
         self.block_names_ = self._blocks(item_features)
-        xs, ys, groups, stats = [], [], [], []
+        xs, ys, groups = [], [], []
+        moments = np.zeros((3, len(self._pair_names())))  # rows, sums, sums of squares of every feature
         self.simulated_cold_ = []
         for f, (fold_train, labels) in enumerate(crossfit_folds(interactions, int(self.folds), self.seed)):
             fold_train = self._simulate_cold(fold_train, labels, f)
             parts = self._fit_components(fold_train, item_features)
-            x, y, g, all_rows = self._training_rows(parts, fold_train, labels)
-            xs.append(x), ys.append(y), groups.append(g), stats.append(all_rows)
+            x, y, g = self._training_rows(parts, fold_train, labels, moments)
+            xs.append(x), ys.append(y), groups.append(g)
         if not ys or sum(int(y.sum()) for y in ys) == 0:
             raise DataError("no held-out training interaction is among its user's candidates; the ranker cannot "
                             "learn (too few interactions per user?)")
@@ -207,9 +200,9 @@ class Hybrid(Recommender):
         self.ranker_model_ = Ranker(self.ranker, seed=self.seed, **(self.ranker_params or {})).fit(
             self._ranker_input(x), y, g)
         self.ranker_rows_, self.ranker_positives_, self.ranker_users_ = int(len(y)), int(y.sum()), int(len(g))
-        pooled = np.concatenate(stats)
-        self.crossfit_feature_mean_ = pooled.mean(axis=0).astype(np.float64)
-        self.crossfit_feature_std_ = pooled.std(axis=0).astype(np.float64)
+        n, total, squares = moments
+        self.crossfit_feature_mean_ = total / np.maximum(n, 1)
+        self.crossfit_feature_std_ = np.sqrt(np.maximum(squares / np.maximum(n, 1) - self.crossfit_feature_mean_ ** 2, 0))
         for k, v in vars(self._fit_components(interactions, item_features)).items():
             setattr(self, k, v)  # the serving components see all training data
         self.cold_boost_ = 0.0
@@ -271,22 +264,21 @@ class Hybrid(Recommender):
 
     # ------------------------------------------------------------------ features
     def _sources(self, parts) -> list[tuple[str, Recommender]]:
-        """(feature name, fitted component) in feature order."""
-        out = [("als", parts.als_)]
-        if "media" in self._active():
-            out.append(("media", parts.bridge_))
-        if parts.itemknn_ is not None:
-            out.append(("itemknn", parts.itemknn_))
-        out += [(f"content_{b}", c) for b, c in parts.contents_.items()]
-        return out
+        """(feature name, fitted component) in feature order (:meth:`_source_names`)."""
+        fitted = {"als": parts.als_, "media": parts.bridge_, "itemknn": parts.itemknn_,
+                  **{f"content_{b}": c for b, c in parts.contents_.items()}}
+        return [(name, fitted[name]) for name in self._source_names()]
 
     @property
     def feature_names(self) -> list[str]:
         """Every pair feature, in column order (the ranker reads :attr:`ranker_feature_names`)."""
         self._check_fitted()
-        names = []
-        for src, _ in self._sources(self):
-            names += [src, f"{src}_z", f"{src}_log_rank"]
+        return self._pair_names()
+
+    def _pair_names(self) -> list[str]:
+        """Columns of :meth:`_pair_features`: per source its score, z-score and log-rank, then the
+        item and user columns."""
+        names = [f"{s}{suffix}" for s in self._source_names() for suffix in ("", "_z", "_log_rank")]
         return names + ["item_log_pop", "item_is_cold", "has_media", "user_log_activity"]
 
     @property
@@ -296,24 +288,17 @@ class Hybrid(Recommender):
         return self._ranker_names()
 
     def _ranker_names(self) -> list[str]:
-        srcs = self._source_names()
         if self.ranker == "linear":
             # warm and cold items get their own weights: for a new item the CF scores say nothing
             # and its media everything; the cold flag's weight is a learned offset for new items
+            srcs = self._source_names()
             names = [f"{s}_z" for s in srcs] + [f"{s}_z|cold" for s in srcs] + ["item_is_cold"]
-        else:
-            names = [f"{s}{suffix}" for s in srcs for suffix in ("", "_z", "_log_rank")]
-            names += ["item_log_pop", "item_is_cold", "has_media", "user_log_activity"]
-        if self.popularity and "item_log_pop" not in names:
-            names.append("item_log_pop")
-        if not self.popularity:
-            names.remove("item_log_pop") if "item_log_pop" in names else None
-        return names
+            return names + (["item_log_pop"] if self.popularity else [])
+        return [n for n in self._pair_names() if self.popularity or n != "item_log_pop"]
 
     def _ranker_input(self, x: np.ndarray) -> np.ndarray:
         """(m, n_ranker_features) from pair features ``x`` (columns as :attr:`feature_names`)."""
-        names = [f"{s}{suffix}" for s in self._source_names() for suffix in ("", "_z", "_log_rank")]
-        names += ["item_log_pop", "item_is_cold", "has_media", "user_log_activity"]
+        names = self._pair_names()
         cold = x[:, names.index("item_is_cold")]
         cols = []
         for n in self._ranker_names():
@@ -385,11 +370,13 @@ class Hybrid(Recommender):
         for start in range(0, len(users), bs):
             yield users[start : start + bs]
 
-    def _training_rows(self, parts, train: Interactions, labels: Interactions):
-        """Ranker rows of one fold: ``(x, y, group sizes, every candidate row)``; lists without a
-        held-out item among the candidates teach nothing and are left out of ``x``."""
+    def _training_rows(self, parts, train: Interactions, labels: Interactions, moments: np.ndarray):
+        """Ranker rows of one fold: ``(x, y, group sizes)``; lists without a held-out item among the
+        candidates teach nothing and are left out of ``x``. Every candidate row, kept or not, adds
+        to ``moments`` (3, n_features): row count, sums and sums of squares (for
+        :meth:`feature_shift`), so the fold's rows need not be held in memory."""
         users = np.flatnonzero(labels.user_counts() > 0)
-        xs, ys, groups, every = [], [], [], []
+        xs, ys, groups = [], [], []
         for batch in self._user_batches(users, train.n_items):
             rows = train.matrix[batch]
             blocks, cand = self._score_blocks(parts, batch, rows)
@@ -400,14 +387,14 @@ class Hybrid(Recommender):
             if not len(r):
                 continue
             x = self._pair_features(parts, blocks, rows, r, c)
-            every.append(x)
+            x64 = x.astype(np.float64)
+            moments += [np.full(x.shape[1], len(x)), x64.sum(axis=0), (x64 * x64).sum(axis=0)]
             keep = (label & cand).any(axis=1)[r]
             xs.append(x[keep]), ys.append(label[r, c][keep])
             groups.append(np.bincount(r[keep], minlength=len(batch))[(label & cand).any(axis=1)])
         if not xs:
-            n = len(self._sources(parts)) * 3 + 4
-            return np.zeros((0, n), np.float32), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros((0, n), np.float32)
-        return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups), np.concatenate(every)
+            return np.zeros((0, moments.shape[1]), np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
 
     def feature_shift(self, interactions: Interactions | None = None, max_users: int = 2000) -> dict[str, float]:
         """Standardised mean difference of every feature between the cross-fitted training rows and
@@ -487,18 +474,18 @@ class Hybrid(Recommender):
         overall = {s: [] for s in shares}
         cold_rec = {s: [] for s in shares}
         content_cold: dict[str, list] = {}
+        names = self._source_names()
         for batch in self._user_batches(users, self.n_items_):
             rows = self.train_.matrix[batch]
             blocks, r, c, p = self._candidate_scores(batch, rows)
             rel = val.matrix[batch]
-            names = [n for n, _ in self._sources(self)]
             for name, s in zip(names, blocks):
                 if name.startswith("content_"):
-                    content_cold.setdefault(name, []).append(_list_recall(s, rel, cold_items, k))
+                    content_cold.setdefault(name, []).append(_segment_recall(s, rel, cold_items, k))
             for s in shares:
                 full = self._full_scores(blocks[0], r, c, p + boosts[s] * self.cold_[c], len(batch))
-                overall[s].append(_list_recall(full, rel, None, k))
-                cold_rec[s].append(_list_recall(full, rel, cold_items, k))
+                overall[s].append(_segment_recall(full, rel, None, k))
+                cold_rec[s].append(_segment_recall(full, rel, cold_items, k))
         mean = lambda parts: float(np.nanmean(np.concatenate(parts)))  # noqa: E731
         table = {s: {"recall": mean(overall[s]), "cold_recall": mean(cold_rec[s]), "boost": boosts[s]} for s in shares}
         best_content = max((mean(v) for v in content_cold.values()), default=0.0)

@@ -153,13 +153,6 @@ def evaluate_spark(
     )
 
 
-def _restrict_columns(rows: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
-    """Copy of CSR ``rows`` keeping only entries whose column is marked in ``keep`` (n_items,)."""
-    r = rows.tocoo()
-    m = keep[r.col]
-    return sp.csr_matrix((r.data[m], (r.row[m], r.col[m])), shape=rows.shape)
-
-
 def evaluate_block(
     scores: np.ndarray, excl: sp.csr_matrix, rel_all: sp.csr_matrix, shared: dict
 ) -> list[tuple[str, str, float, int, list | None]]:
@@ -205,8 +198,8 @@ def evaluate_block(
                 correct, n_pos, n_neg = M.auc_counts(scores, rel_all, excl)
             else:
                 # held-out items outside the segment are neither positives nor negatives
-                rel = _restrict_columns(rel_all, keep)
-                other = _restrict_columns(rel_all, ~keep)
+                rel = M.restrict_columns(rel_all, keep)
+                other = M.restrict_columns(rel_all, ~keep)
                 correct, n_pos, n_neg = M.auc_counts(scores, rel, (excl + other).tocsr())
             with np.errstate(invalid="ignore", divide="ignore"):
                 per_user = np.where((n_pos > 0) & (n_neg > 0), correct / (n_pos * n_neg), np.nan)
@@ -220,7 +213,7 @@ def evaluate_block(
     for s, keep in restricted.items():
         lists[s] = top_n(np.where(keep[None, :], scores, -np.inf), kmax)[0]
     for s, keep in {**seg_keep, **restricted}.items():
-        rel = rel_all if keep is None else _restrict_columns(rel_all, keep)
+        rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
         n_rel = np.diff(rel.indptr)
         out.append((s, "users", float((n_rel > 0).sum()), len(n_rel), None))
         for k in ks:
