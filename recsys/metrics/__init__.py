@@ -28,7 +28,8 @@ Every per-user metric returns a ``(n_users,)`` float64 array; users without rele
 NaN so that :func:`mean_over_users` (a NaN-aware mean) averages over users that have test items.
 """
 
-from recsys.metrics.auc import AUC_COMPARE_MAX_POSITIVES, auc_counts, auc_per_user, global_auc
+# AUC_COMPARE_MAX_POSITIVES is not in __all__ but stays importable from here, as before the split.
+from recsys.metrics.auc import AUC_COMPARE_MAX_POSITIVES, auc_counts, auc_per_user, global_auc  # noqa: F401
 from recsys.metrics.beyond_accuracy import catalog_coverage, gini_index, intra_list_diversity, novelty
 from recsys.metrics.inputs import restrict_columns
 from recsys.metrics.ranking import (
