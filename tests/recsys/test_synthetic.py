@@ -311,13 +311,13 @@ def test_bad_parameters_raise_config_error(tmp_path):
 
 
 def test_encoding_failure_names_the_file_and_leaves_no_marker(tmp_path, monkeypatch):
-    import recsys.synthetic as synthetic
+    import recsys.synthetic.media as media  # the module whose workers call encode_mp4
     from recsys.errors import AvrecError
 
     def broken(*args, **kwargs):
         raise RuntimeError("no encoder")
 
-    monkeypatch.setattr(synthetic, "encode_mp4", broken)
+    monkeypatch.setattr(media, "encode_mp4", broken)
     with pytest.raises(AvrecError, match=r"i0001\.part\.mp4|i0001\.mp4.*no encoder"):
         generate_demo_catalog(tmp_path, workers=1, **TINY)
     assert not (tmp_path / COMPLETE_MARKER).exists()
