@@ -20,6 +20,7 @@ _SENSOR_NOISE = 1.0  # per-frame pixel noise (8-bit levels) on top of each item'
 
 
 def media_seed(seed: int, index: int) -> int:
+    """The rendering seed of item ``index`` in the catalog of ``seed``: independent of every other draw."""
     return int(np.random.SeedSequence([seed, 7919, index]).generate_state(1)[0])
 
 
@@ -197,6 +198,13 @@ def _write_item_media(task: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def write_media(tasks: list[dict[str, Any]], workers: int) -> None:
+    """Render and encode every task (one item's spec, seed, size and target path) with ``workers`` processes.
+
+    Raises
+    ------
+    AvrecError
+        Naming the first file that could not be written.
+    """
     if workers <= 1 or len(tasks) <= 1:
         results = map(_write_item_media, tasks)
         _raise_first_failure(results)

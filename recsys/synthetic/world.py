@@ -166,6 +166,15 @@ def item_words(specs: list[dict], k: int, rng: np.random.Generator) -> list[dict
 
 
 def sample_users(p: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Hidden tastes of ``p["n_users"]`` users.
+
+    Returns
+    -------
+    dict
+        ``taste`` (n_users, n_clusters) float64 rows summing to 1, concentrated on 1-3 clusters;
+        ``energy_pref`` and ``energy_weight`` (n_users,) float64; ``count`` (n_users,) int64,
+        the number of distinct items each user draws.
+    """
     m, k = p["n_users"], p["n_clusters"]
     taste = np.full((m, k), 0.03)
     n_fav = rng.choice([1, 2, 3], m, p=[0.35, 0.45, 0.2])
