@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from recsys import metrics as M
 from recsys.data.interactions import Interactions, check_disjoint
 from recsys.errors import ConfigError
-from recsys.models.base import Recommender, batch_size_for, top_n
+from recsys.models.base import Recommender, batch_size_for, mask_seen, top_n
 
 RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit_rate")
 SEGMENTS = ("all", "warm", "cold", "warm_only", "cold_only")
@@ -162,7 +161,7 @@ def evaluate(
                 auc_parts[s].append(M.auc_counts(scores, rel, (excl + other).tocsr()))
             if roc_negatives:
                 _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
-        _mask(scores, excl)
+        mask_seen(scores, excl)
         ranked, _ = top_n(scores, kmax)
         all_lists.append(ranked)
         lists = {s: ranked for s in seg_keep}
@@ -227,11 +226,6 @@ def _column_nanmean(a: np.ndarray) -> np.ndarray:
     n = ok.sum(axis=0)
     total = np.where(ok, a, 0.0).sum(axis=0)
     return np.divide(total, n, out=np.full(a.shape[1], np.nan), where=n > 0)
-
-
-def _mask(scores: np.ndarray, rows: sp.csr_matrix) -> None:
-    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    scores[r, rows.indices] = -np.inf
 
 
 def _sample_roc(scores, rel, excl, n_neg, rng, pos_out, neg_out) -> None:

@@ -1,12 +1,13 @@
 """Recommenders sharing one contract (:class:`~recsys.models.base.Recommender`).
 
-``make_model(name, **params)`` builds one by its CLI name.
+``make_model(name, **params)`` builds one by its CLI name; :func:`clone` copies one unfitted;
+:func:`capabilities` says what a model (or class) declares it can do.
 """
 
 from __future__ import annotations
 
 from recsys.models.als import ALS
-from recsys.models.base import Recommender, top_n
+from recsys.models.base import CAPABILITIES, Recommender, capabilities, clone, top_n
 from recsys.models.bridge import Bridge
 from recsys.models.content import Content
 from recsys.models.hybrid import Hybrid
@@ -37,4 +38,5 @@ def make_model(name: str, **params) -> Recommender:
         raise ConfigError(f"bad parameters for {name}: {exc}") from None
 
 
-__all__ = ["ALS", "Bridge", "Content", "Hybrid", "ItemKNN", "MODELS", "Popularity", "Recommender", "UserKNN", "make_model", "top_n"]
+__all__ = ["ALS", "Bridge", "CAPABILITIES", "Content", "Hybrid", "ItemKNN", "MODELS", "Popularity", "Recommender",
+           "UserKNN", "capabilities", "clone", "make_model", "top_n"]

@@ -65,6 +65,8 @@ class ALS(EmbeddingRecommender):
     """
 
     name = "als"
+    supports_fold_in = True
+    supports_new_items = True
     _state_attrs = ("user_factors_", "item_factors_")
 
     def __init__(

@@ -4,6 +4,12 @@ A model implements ``_fit`` and ``_score_users`` (dense scores for a batch of us
 this base class owns the rest: batching, top-n with seen-item filtering, ``items=`` restriction,
 pair scoring, cold users and items, and state for saving.
 
+The contract follows scikit-learn's estimator rules: settings are the constructor's named
+parameters, stored unchanged (:meth:`Recommender.get_params` reads the ``__init__`` signature and
+:func:`clone` checks it); the hooks a model must write are abstract (``abc``), so an incomplete
+subclass fails when instantiated, not when first called; what a model can do is declared once, as
+class attributes (:data:`CAPABILITIES`, read with :func:`capabilities`).
+
 Conventions
 -----------
 - ``user_idx`` are dense indices of the training :class:`~recsys.data.Interactions`. An index
@@ -18,6 +24,9 @@ Conventions
 
 from __future__ import annotations
 
+import abc
+import copy
+import inspect
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +36,9 @@ import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError, FitError, NotFittedError
+
+#: the capabilities every model declares as class attributes (see :class:`Recommender`)
+CAPABILITIES = ("uses_features", "learns_from_validation", "supports_fold_in", "supports_new_items")
 
 # Dense score blocks are capped at this many float32 cells (~256 MiB), so a users x items matrix
 # is never materialised beyond one batch.
@@ -70,18 +82,42 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, vals.astype(np.float32)
 
 
-class Recommender:
+class Recommender(abc.ABC):
     """Base class. Subclasses set ``name`` and implement ``_fit`` and ``_score_users``.
 
-    Constructors only store settings; everything learned ends in ``_`` and is created by ``fit``.
+    Constructors only store settings, each under its parameter's name (``get_params`` reads the
+    ``__init__`` signature); everything learned ends in ``_`` and is created by ``fit``.
+
+    Capabilities are class attributes, declared here with their defaults and set by each model
+    (read them with :func:`capabilities`, never by probing attributes):
+
+    - ``uses_features``: ``fit`` needs item content features (it raises ``DataError`` without).
+    - ``learns_from_validation``: after fitting, :meth:`choose_on_validation` chooses settings on a
+      validation part (validation interactions are never a training label) and
+      :meth:`validation_choice` says what it chose.
+    - ``supports_fold_in``: a user unknown at fit time is scored from a short history
+      (``recommend(-1, user_items)``) without refitting; otherwise such users get the cold answer.
+    - ``supports_new_items``: :meth:`add_items` appends items after fitting.
     """
 
     name = "base"
-    #: whether the model uses item content features (the evaluation runner passes them)
-    uses_features = False
-    #: whether the model chooses settings on a validation part after fitting
-    #: (:meth:`choose_on_validation`); validation interactions are never a training label
-    chooses_on_validation = False
+    uses_features: bool = False
+    learns_from_validation: bool = False
+    supports_fold_in: bool = False
+    supports_new_items: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # a declared capability without the hook that provides it would fail only when first used
+        if cls.supports_new_items and cls._grow_items is Recommender._grow_items:
+            raise TypeError(f"{cls.__name__} declares supports_new_items but does not implement _grow_items")
+        if cls.supports_fold_in and cls._score_new_users is Recommender._score_new_users:
+            raise TypeError(f"{cls.__name__} declares supports_fold_in but does not implement _score_new_users")
+
+    @property
+    def chooses_on_validation(self) -> bool:
+        """Former name of ``learns_from_validation``, kept until ``recsys.pipeline`` reads the new one."""
+        return self.learns_from_validation
 
     # ------------------------------------------------------------------ public API
     def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
@@ -98,6 +134,10 @@ class Recommender:
             raise DataError(f"fit expects Interactions, got {type(interactions).__name__}")
         if interactions.nnz == 0:
             raise DataError("cannot fit on empty interactions")
+        if self.uses_features and item_features is None:
+            raise DataError(f"the {self.name} model needs item features: pass item_features= aligned to the "
+                            "interactions' items (ItemFeatures.align); on the command line run `avrec features` "
+                            "and pass --features DIR")
         self.train_ = interactions
         self.n_users_, self.n_items_ = interactions.shape
         self.item_popularity_ = interactions.item_counts().astype(np.float32)
@@ -155,7 +195,7 @@ class Recommender:
             block = rows if len(users) <= bs else rows[sl]
             scores = self.scores(users[sl], block)
             if filter_seen:
-                _mask_csr(scores, block)
+                mask_seen(scores, block)
             if cand is not None:
                 scores = scores[:, cand]
             idx, val = top_n(scores, n)
@@ -206,9 +246,13 @@ class Recommender:
     def choose_on_validation(self, val: Interactions) -> dict:
         """Choose settings on a validation part after fitting; returns what was chosen and why.
 
-        Only models with ``chooses_on_validation`` do anything (the hybrid picks its cold-item
-        exposure); the rest have nothing to choose.
+        Only models with ``learns_from_validation`` do anything (the hybrid picks its cold-item
+        exposure); the rest have nothing to choose and return ``{}``.
         """
+        return {}
+
+    def validation_choice(self) -> dict:
+        """What :meth:`choose_on_validation` chose and why (``{}`` when nothing was chosen)."""
         return {}
 
     def knows_user(self, user_idx: int) -> bool:
@@ -243,6 +287,10 @@ class Recommender:
         """A fitted model from constructor ``params``, a :meth:`get_state` dict and its training data."""
         from recsys.errors import BundleError
 
+        unknown = sorted(set(params) - set(cls._param_names()))
+        if unknown:
+            raise BundleError(f"{cls.__name__} has no settings {unknown} (its settings: {cls._param_names()}); "
+                              "the bundle is from another version")
         model = cls(**params)
         missing = [a for a in model._state_attrs if a not in state]
         if missing:
@@ -260,7 +308,8 @@ class Recommender:
 
     # ------------------------------------------------------------------ new items (serving)
     def add_items(self, item_ids: Sequence, item_features=None) -> np.ndarray:
-        """Append items unknown at fit time (no interactions), so they can be scored at once.
+        """Append items unknown at fit time (no interactions), so they can be scored at once
+        (models with ``supports_new_items``; the others raise ``ConfigError``).
 
         Models that read content (content, bridge, hybrid) score them from ``item_features``;
         collaborative models give them the cold answer (zero factors, no neighbours, popularity 0).
@@ -276,6 +325,8 @@ class Recommender:
         idx : (m,) int64, the new items' indices
         """
         self._check_fitted()
+        if not self.supports_new_items:
+            raise ConfigError(f"the {self.name} model cannot add items after fitting; refit it with them")
         ids = list(item_ids)
         known = [i for i in ids if i in self.train_.item_map]
         if known:
@@ -295,23 +346,46 @@ class Recommender:
         self._grow_items(m, new_features)
 
     def _grow_items(self, m: int, new_features) -> None:
+        """Extend learned per-item arrays by ``m`` new items (models with ``supports_new_items``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot add items after fitting")
 
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        """The constructor's parameter names, in signature order (scikit-learn's ``_get_param_names``)."""
+        if cls.__init__ is object.__init__:  # no constructor: no settings
+            return []
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ takes {p}: settings must be named parameters, so that "
+                                "get_params and clone can read them from the signature")
+        return [p.name for p in params]
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor settings (JSON-serialisable)."""
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        """Constructor settings by name (JSON-serialisable), read from the ``__init__`` signature.
+
+        Other public attributes are not settings: ``clone``, ``from_state`` and bundles ignore them.
+        """
+        names = self._param_names()
+        missing = [n for n in names if n not in vars(self)]
+        if missing:  # a constructor that does not store a parameter under its name breaks clone
+            raise AttributeError(f"{type(self).__name__} does not store its settings {missing} under their names")
+        return {n: getattr(self, n) for n in names}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
     # ------------------------------------------------------------------ subclass hooks
+    @abc.abstractmethod
     def _fit(self, interactions: Interactions, item_features) -> None:
-        raise NotImplementedError
+        """Learn from ``interactions`` (``train_``, ``n_users_``, ``n_items_`` and
+        ``item_popularity_`` are already set); ``item_features`` is None unless ``uses_features``
+        or the caller passed them."""
 
+    @abc.abstractmethod
     def _score_users(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) scores of known users; ``rows`` are their interaction rows."""
-        raise NotImplementedError
 
     def _score_new_users(self, rows: sp.csr_matrix) -> np.ndarray:
         """(b, n_items) scores of users unknown at fit time from their interaction rows.
@@ -386,14 +460,17 @@ class EmbeddingRecommender(Recommender):
     ``_new_user_vectors(rows) -> (b, d)`` (fold-in or profile of users unknown at fit time).
     """
 
+    @abc.abstractmethod
     def _user_vectors(self) -> np.ndarray:
-        raise NotImplementedError
+        """(n_users, d) float32 vectors of the training users."""
 
+    @abc.abstractmethod
     def _item_vectors(self) -> np.ndarray:
-        raise NotImplementedError
+        """(n_items, d) float32 vectors of every item."""
 
+    @abc.abstractmethod
     def _new_user_vectors(self, rows: sp.csr_matrix) -> np.ndarray:
-        raise NotImplementedError
+        """(b, d) float32 vectors of users unknown at fit time from their interaction rows."""
 
     def _score_users(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         return self._user_vectors()[users] @ self._item_vectors().T
@@ -423,7 +500,40 @@ def pad_rows(a: np.ndarray, m: int, values: np.ndarray | None = None) -> np.ndar
     return np.ascontiguousarray(np.concatenate([a, extra.reshape(m, *a.shape[1:])]))
 
 
-def _mask_csr(scores: np.ndarray, rows: sp.csr_matrix) -> None:
-    """Set ``scores[r, j] = -inf`` for every stored entry (r, j) of ``rows``, in place."""
+def mask_seen(scores: np.ndarray, rows: sp.csr_matrix) -> None:
+    """Exclude seen items: ``scores[r, j] = -inf`` for every stored entry (r, j) of ``rows``, in place.
+
+    Parameters
+    ----------
+    scores : (b, n_items) float
+    rows : CSR (b, n_items), the users' interactions (row r belongs to scores row r)
+    """
     r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
     scores[r, rows.indices] = -np.inf
+
+
+def capabilities(model: "Recommender | type[Recommender]") -> dict[str, bool]:
+    """What a model (or model class) declares it can do: ``{name: bool}`` over :data:`CAPABILITIES`."""
+    cls = model if isinstance(model, type) else type(model)
+    if not issubclass(cls, Recommender):
+        raise TypeError(f"capabilities expects a Recommender or its class, got {cls.__name__}")
+    return {c: bool(getattr(cls, c)) for c in CAPABILITIES}
+
+
+def clone(model: Recommender) -> Recommender:
+    """An unfitted copy of ``model`` with the same settings (scikit-learn's ``clone``).
+
+    The settings are deep-copied, so the copy shares no mutable setting (a dict of component
+    parameters) with the original. Raises ``RuntimeError`` when the model's constructor does not
+    store its parameters unchanged: a bug in that model class, which ``get_params`` would misreport.
+    """
+    if not isinstance(model, Recommender):
+        raise TypeError(f"clone expects a Recommender, got {type(model).__name__}")
+    params = {k: copy.deepcopy(v) for k, v in model.get_params().items()}
+    new = type(model)(**params)
+    stored = new.get_params()
+    changed = [k for k, v in params.items() if stored[k] is not v]
+    if changed:
+        raise RuntimeError(f"cannot clone {type(model).__name__}: its constructor changes or does not store "
+                           f"{changed}; store every parameter unchanged and validate it in fit")
+    return new

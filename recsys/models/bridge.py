@@ -70,6 +70,8 @@ class Bridge(EmbeddingRecommender):
 
     name = "bridge"
     uses_features = True
+    supports_fold_in = True
+    supports_new_items = True
 
     def __init__(self, block: str = "fused", hidden: int = 256, epochs: int = 60, lr: float = 1e-3,
                  rank_weight: float = 0.5, seed: int = 0, als_params: dict | None = None,

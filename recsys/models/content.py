@@ -56,6 +56,8 @@ class Content(EmbeddingRecommender):
     name = "content"
     _state_attrs = ("item_vectors_", "user_profiles_", "has_media_", "center_")
     uses_features = True
+    supports_fold_in = True
+    supports_new_items = True
 
     def __init__(self, block: str = "fused", half_life_days: float | None = 30.0, use_weights: bool = True,
                  center: bool = True) -> None:
@@ -65,8 +67,6 @@ class Content(EmbeddingRecommender):
         self.center = center
 
     def _fit(self, interactions, item_features) -> None:
-        if item_features is None:
-            raise DataError("the content model needs item features: pass item_features= (avrec features)")
         if item_features.n_items != interactions.n_items or not np.array_equal(
             np.asarray(item_features.item_ids, dtype=object), np.asarray(interactions.item_ids, dtype=object)
         ):

@@ -117,7 +117,9 @@ class Hybrid(Recommender):
     uses_features = True
     #: settings chosen on a validation part after fitting (``choose_on_validation``); the
     #: validation interactions are never a training label
-    chooses_on_validation = True
+    learns_from_validation = True
+    supports_fold_in = True
+    supports_new_items = True
 
     def __init__(
         self,
@@ -503,6 +505,10 @@ class Hybrid(Recommender):
             "table": {str(s): v for s, v in table.items()},
         }
         return self.exposure_choice_
+
+    def validation_choice(self) -> dict:
+        """The exposure choice of the last :meth:`choose_on_validation` (``{}`` before one)."""
+        return dict(getattr(self, "exposure_choice_", {}))
 
     def feature_importance(self) -> dict[str, float]:
         """Ranker importance per ranker feature (gain share, or |standardised coefficient| share)."""

@@ -77,6 +77,8 @@ class ItemKNN(_Neighbourhood):
     """
 
     name = "itemknn"
+    supports_fold_in = True
+    supports_new_items = True
     _state_attrs = ("similarity_", "item_norms_")
 
     def __init__(self, k: int = 50, shrink: float = 50.0, binary: bool = True) -> None:
@@ -135,6 +137,8 @@ class UserKNN(_Neighbourhood):
     """
 
     name = "userknn"
+    supports_fold_in = True
+    supports_new_items = True
 
     def __init__(self, k: int = 100, shrink: float = 10.0, binary: bool = True) -> None:
         super().__init__(k, shrink, binary)

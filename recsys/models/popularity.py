@@ -18,6 +18,7 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    supports_new_items = True  # a new item has popularity 0; new users get the same list as everyone
     _state_attrs = ("scores_",)
 
     def __init__(self, by: str = "users") -> None:
