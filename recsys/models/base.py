@@ -82,6 +82,8 @@ class Recommender:
     #: whether the model chooses settings on a validation part after fitting
     #: (:meth:`choose_on_validation`); validation interactions are never a training label
     chooses_on_validation = False
+    #: the declared capability the jobs read (``chooses_on_validation`` is its former name)
+    learns_from_validation = False
 
     # ------------------------------------------------------------------ public API
     def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
@@ -209,6 +211,10 @@ class Recommender:
         Only models with ``chooses_on_validation`` do anything (the hybrid picks its cold-item
         exposure); the rest have nothing to choose.
         """
+        return {}
+
+    def validation_choice(self) -> dict:
+        """What :meth:`choose_on_validation` chose and why (``{}`` when nothing was chosen)."""
         return {}
 
     def knows_user(self, user_idx: int) -> bool:

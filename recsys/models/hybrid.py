@@ -118,6 +118,7 @@ class Hybrid(Recommender):
     #: settings chosen on a validation part after fitting (``choose_on_validation``); the
     #: validation interactions are never a training label
     chooses_on_validation = True
+    learns_from_validation = True
 
     def __init__(
         self,
@@ -503,6 +504,10 @@ class Hybrid(Recommender):
             "table": {str(s): v for s, v in table.items()},
         }
         return self.exposure_choice_
+
+    def validation_choice(self) -> dict:
+        """The cold share chosen on validation and the table behind it (``{}`` before a choice)."""
+        return getattr(self, "exposure_choice_", None) or {}
 
     def feature_importance(self) -> dict[str, float]:
         """Ranker importance per ranker feature (gain share, or |standardised coefficient| share)."""
