@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    from recsys.pipeline import load_eval_data, run_evaluation
+    from recsys.jobs.evaluate import load_eval_data, run_evaluation
 
     data = load_eval_data(dataset=args.dataset)
     out = Path(args.out or f"out/ablation_{args.protocol}{args.label}")

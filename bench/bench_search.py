@@ -76,8 +76,8 @@ def make_bundle(dataset: Path, out: Path) -> tuple[Path, list[list[str]]]:
 
     from features.fusion import FusionConfig
     from recsys.data.loaders import load_split_folder
+    from recsys.jobs.text import build_text
     from recsys.models import make_model
-    from recsys.text_pipeline import build_text
     from serving.bundle import save_bundle
 
     t0 = time.perf_counter()

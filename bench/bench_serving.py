@@ -53,8 +53,8 @@ def synthetic_log(out: Path, n_users: int = 9000, n_items: int = 7000, nnz: int 
 
 
 def make_bundle(model: str, out: Path, dataset: Path | None, log: Path | None) -> Path:
-    from recsys.pipeline import LogSpec
-    from serving.bundle import fit_bundle
+    from recsys.jobs.fit import fit_bundle
+    from recsys.jobs.load import LogSpec
 
     t0 = time.perf_counter()
     if dataset is not None:

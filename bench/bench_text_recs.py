@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.data import Catalog, ItemFeatures
     from recsys.data.loaders import read_log
     from recsys.evaluation import evaluate
+    from recsys.jobs.fit import fit_model
+    from recsys.jobs.text import build_text
     from recsys.models import make_model
-    from recsys.pipeline import fit_model
     from recsys.split import temporal_split
     from recsys.synthetic import ensure_demo_catalog
-    from recsys.text_pipeline import build_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", default=str(ROOT / "data" / "cache"))

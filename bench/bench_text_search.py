@@ -79,7 +79,7 @@ def run_rows(name: str, feats, text, model_dir, queries: list[str], relevant: li
              subsets: dict[str, np.ndarray] | None = None) -> list[tuple]:
     """Fit the text side on ``feats`` + ``text`` and score the untagged items for every query
     (and for the query subsets named in ``subsets``)."""
-    from recsys.text_pipeline import build_text
+    from recsys.jobs.text import build_text
     from serving.search import TextSearch
 
     t0 = time.perf_counter()

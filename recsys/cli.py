@@ -1,6 +1,8 @@
-"""The ``avrec`` command. Parses arguments, calls one core function, formats the result.
+"""The ``avrec`` command: a thin parser over the jobs (:mod:`recsys.jobs`).
 
-Heavy imports happen inside the command functions so ``avrec --help`` starts fast.
+Each command parses its arguments, calls one job (or one library entry point: the demo data
+generator, the SSL trainer, the HTTP server) and formats the result. Heavy imports happen inside
+the command functions so ``avrec --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def default_cache_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------- commands
+# Each command parses its options into plain values, calls one job (recsys.jobs) or one library
+# entry point, and prints the result.
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from recsys.synthetic import generate_demo_catalog
 
@@ -53,7 +57,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from recsys.demo import run_demo
+    from recsys.jobs.demo import run_demo
 
     run_demo(
         cache_dir=Path(args.cache) if args.cache else default_cache_dir(),
@@ -69,7 +73,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _log_spec(args: argparse.Namespace):
-    from recsys.pipeline import LogSpec
+    from recsys.jobs.load import LogSpec
 
     if args.log is None:
         return None
@@ -80,8 +84,8 @@ def _log_spec(args: argparse.Namespace):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import report
+    from recsys.jobs.evaluate import load_eval_data, run_evaluation
     from recsys.models.params import parse_params
-    from recsys.pipeline import load_eval_data, run_evaluation
 
     params = parse_params(args.param)  # before the data: a typo should not cost a load
     console = report.make_console()
@@ -111,12 +115,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from features.extract import ExtractorConfig
     from features.fusion import FusionConfig
-    from features.store import extract_catalog
-    from recsys.data import Catalog
+    from recsys.jobs.extract import extract_features, read_catalog
 
-    if not Path(args.catalog).exists():
-        raise ConfigError(f"--catalog {args.catalog} does not exist (a catalog CSV or a folder of media files)")
-    catalog = Catalog.from_csv(args.catalog) if Path(args.catalog).is_file() else Catalog.scan(args.catalog)
+    catalog = read_catalog(args.catalog)
     config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
                              cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
     weights = None
@@ -126,32 +127,11 @@ def cmd_features(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--fusion-weights expects name=value,...; got {args.fusion_weights!r}") from None
     fusion = FusionConfig(method=args.fusion, weights=weights, dim=args.fusion_dim)
-    if args.engine == "spark":
-        from recsys.spark import extract_catalog_spark
-
-        report = extract_catalog_spark(catalog, args.out, config=config, master=args.spark_master, fusion=fusion,
-                                       retry_failed=args.retry_failed)
-    else:
-        report = extract_catalog(catalog, args.out, config=config, workers=args.workers, progress=not args.quiet,
-                                 fusion=fusion, retry_failed=args.retry_failed)
-    print(report.summary())
-    from recsys.text_pipeline import remove_text_features
-
-    remove_text_features(args.out)  # a previous run's words must not outlive a --no-text run
-    if not args.no_text and report.n_ok:
-        from features.catalog_text import DEFAULT_TEXT_COLUMNS
-        from recsys.text_pipeline import add_text_features
-
-        cols = [c.strip() for c in args.text_cols.split(",") if c.strip()] if args.text_cols else None
-        text = add_text_features(args.out, catalog, cols or DEFAULT_TEXT_COLUMNS, model_dir=args.text_model,
-                                 dim=args.text_dim, required=cols is not None)
-        if text is None:
-            print("text: none (no text columns with words in the catalog)")
-        else:
-            proj = text["projection"]
-            print(f"text: {text['n_with_text']}/{report.n_items} items with text from {text['columns']}, "
-                  f"{text['encoder']} encoder, {text['dim']} dims; media -> text projection "
-                  + (f"trained on {proj['n_train']} items" if proj else "not trained (too few items with text and media)"))
+    cols = [c.strip() for c in args.text_cols.split(",") if c.strip()] if args.text_cols else None
+    report = extract_features(catalog, args.out, config, fusion, workers=args.workers, progress=not args.quiet,
+                              retry_failed=args.retry_failed, engine=args.engine, spark_master=args.spark_master,
+                              text=not args.no_text, text_columns=cols, text_model=args.text_model,
+                              text_dim=args.text_dim)
     return report.exit_code()
 
 
@@ -165,8 +145,8 @@ def cmd_train_encoders(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from recsys.jobs.fit import fit_bundle
     from recsys.models.params import parse_params
-    from serving.bundle import fit_bundle
 
     params = parse_params(args.param).get(args.model, {})
     out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
@@ -175,58 +155,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_user_ids(path: str) -> list:
-    """User ids from a CSV/Parquet with a user_id column, or a text file with one id per line."""
-    import polars as pl
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--users file not found: {p}")
-    if p.suffix.lower() in (".parquet", ".pq", ".csv"):
-        df = pl.read_parquet(p) if p.suffix.lower() != ".csv" else pl.read_csv(p)
-        if "user_id" not in df.columns:
-            raise ConfigError(f"{p} has no user_id column (columns: {df.columns})")
-        return df.get_column("user_id").to_list()
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
-
-
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from serving.batch import write_recommendations
-    from serving.bundle import load_bundle
+    from recsys.jobs.recommend import recommend_bundle
 
-    bundle = load_bundle(args.bundle)
-    users = None
-    if args.users:
-        raw = _read_user_ids(args.users)
-        m = bundle.interactions.user_map
-        # ids read from text are strings; IdMap.find matches them to integer ids too
-        users = [m.raw(i) if (i := m.find(u)) >= 0 else u for u in raw]
-    if args.engine == "spark":
-        from recsys.spark import recommend_all_spark
-
-        out, seconds = recommend_all_spark(bundle.model, bundle.interactions, args.out, n=args.n,
-                                           master=args.spark_master, users=users, filter_seen=not args.include_seen)
-        out = Path(out)
-    else:
-        out, seconds = write_recommendations(bundle.model, bundle.interactions, args.out, n=args.n, users=users,
-                                             filter_seen=not args.include_seen,
-                                             explain_with=bundle.item_features if args.explain else False)
+    out, seconds = recommend_bundle(args.bundle, args.out, n=args.n, users=args.users, include_seen=args.include_seen,
+                                    explain=args.explain, engine=args.engine, spark_master=args.spark_master)
     print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    import json
+    from recsys.jobs.search import search_bundle
 
-    from serving.bundle import load_bundle
-    from serving.search_service import SearchService
-    from serving.service import RecommendationService
-
-    search = SearchService(RecommendationService(load_bundle(args.bundle)))
-    res = search.search(args.query, user_id=args.user, n=args.n, user_weight=args.user_weight)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    res = search_bundle(args.bundle, args.query, user=args.user, n=args.n, user_weight=args.user_weight,
+                        json_out=args.json)
     who = f" for user {args.user} ({'known' if res['known_user'] else 'unknown: relevance only'})" if args.user else ""
     print(f"search {res['query']!r}{who}: {len(res['items'])} items")
     for r, it in enumerate(res["items"], 1):
@@ -236,20 +178,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    import polars as pl
+    from recsys.jobs.search import write_tags
 
-    from serving.bundle import load_bundle
-    from serving.search_service import SearchService
-    from serving.service import RecommendationService
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        raise ConfigError(f"--out must end in .parquet or .csv, got {out.name}")
-    cols = SearchService(RecommendationService(load_bundle(args.bundle))).tags(n=args.n)
-    df = pl.DataFrame(cols, strict=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.write_csv(out) if out.suffix.lower() == ".csv" else df.write_parquet(out)
-    n_items = df.get_column("item_id").n_unique() if df.height else 0
+    out, n_items = write_tags(args.bundle, args.out, n=args.n)
     print(f"top-{args.n} tags of {n_items} items written to {out.resolve()}")
     return 0
 
@@ -268,7 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    from recsys.pipeline import load_eval_data
+    from recsys.jobs.evaluate import load_eval_data
 
     data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size, args.seed)
     print(json.dumps(data.info, indent=2))

@@ -21,6 +21,9 @@ Layout::
 Nothing is pickled: arrays load with ``allow_pickle=False``, the ranker is LightGBM's text format
 or arrays. :func:`load_bundle` verifies the checksums and versions and fails with
 :class:`~recsys.errors.BundleError` naming the file or version that does not match.
+
+This module saves, loads and verifies; it fits nothing. Fitting a model into a bundle is the job
+``recsys.jobs.fit.fit_bundle`` (``avrec fit``), which calls :func:`save_bundle`.
 """
 
 from __future__ import annotations
@@ -402,126 +405,3 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
     except (KeyError, ValueError, OSError) as exc:
         raise BundleError(f"{d} is incomplete or inconsistent: {type(exc).__name__}: {exc}") from None
     return Bundle(model, item_features, fusion, extractor, manifest, d, text)
-
-
-def registration_state(features_dir: str | Path, item_features) -> tuple[Any, dict | None]:
-    """``(fusion, extractor settings)`` of an ``avrec features`` folder: what a server needs to
-    turn a new media file into a row like the catalog's (None where the folder lacks it)."""
-    d = Path(features_dir)
-    fusion = None
-    if (d / "fusion.json").exists():
-        from features.fusion import Fusion
-
-        fusion = Fusion.load(d)
-    return fusion, item_features.provenance.get("extractor", {}).get("config")
-
-
-# ---------------------------------------------------------------------------- fit -> bundle
-def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log=None, features: str | None = None,
-               params: dict | None = None, overwrite: bool = False, log_fn=print, engine: str = "local",
-               spark_master: str = "local[*]") -> Path:
-    """Fit ``model_name`` on a split folder's training part (its val part chooses the hybrid's cold share)
-    or on a whole log, and save a bundle.
-
-    Parameters
-    ----------
-    model_name : str
-        A :data:`recsys.models.MODELS` name.
-    out : path
-        Bundle directory.
-    dataset : str, optional
-        Split folder (train.csv[, val.csv][, <modality>_feat.npy]); test.csv is not used.
-    log : recsys.pipeline.LogSpec, optional
-        An interaction log; all of it is training data.
-    features : str, optional
-        ``avrec features`` output folder: item features, fusion statistics and extractor settings
-        (needed to register new media items while serving). Catalog items without interactions join
-        the item map as cold items.
-    params : dict, optional
-        Model settings.
-    engine : {"local", "spark"}
-        ``spark`` fits ALS with Spark MLlib (``model_name`` must be ``als``); a plain log file is
-        then read by Spark itself. The bundle format is the same.
-    spark_master : str
-    """
-    import time
-
-    from recsys.errors import ConfigError
-    from recsys.models import make_model
-    from recsys.pipeline import fit_model
-
-    if (dataset is None) == (log is None):
-        raise ConfigError("give exactly one of --dataset DIR or --log FILE")
-    if engine not in ("local", "spark"):
-        raise ConfigError(f"engine must be local or spark, got {engine!r}")
-    if engine == "spark" and model_name != "als":
-        raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
-    t0 = time.perf_counter()
-
-    def spark_bundle(data, source: dict, log_columns: dict | None = None) -> Path:
-        from recsys.spark import fit_als_spark
-
-        model = fit_als_spark(data, params, master=spark_master, log_columns=log_columns)
-        log_fn(f"fitted als with Spark MLlib ({spark_master}) on {model.n_users_} users x {model.n_items_} items "
-               f"in {time.perf_counter() - t0:.1f}s")
-        return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
-
-    if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
-        # a plain log is read by Spark (its executors), not loaded by this process
-        if "://" in str(log.path):  # on the cluster's storage: no header to read here, names as given
-            from recsys.data.columns import LogColumns
-
-            off = (None, "none")
-            cols = LogColumns(log.user or "user_id", log.item or "item_id",
-                              weight=None if log.weight in off else log.weight)
-        else:
-            cols = log.columns()
-        if cols.event is None:
-            return spark_bundle(log.path, {"log": str(log.path)},
-                                {"user": cols.user, "item": cols.item, "weight": cols.weight})
-    val = None
-    item_features = fusion = extractor = text = None
-    if dataset is not None:
-        from recsys.data.loaders import load_split_folder
-
-        ds = load_split_folder(dataset)
-        train, val, item_features = ds.train, ds.val, ds.item_features
-        if item_features is not None and item_features.fused is None and features is None:
-            from features.fusion import Fusion, FusionConfig
-
-            fusion = Fusion(FusionConfig(method="concat")).fit(item_features)
-            item_features = fusion.transform(item_features)
-        source = {"dataset": str(Path(dataset).resolve())}
-    else:
-        from recsys.pipeline import load_log
-
-        train = load_log(log)
-        source = {"log": str(Path(log.path).resolve())}
-    if features is not None:
-        from recsys.data import ItemFeatures
-
-        item_features = ItemFeatures.load(features)
-        fusion, extractor = registration_state(features, item_features)
-        if (Path(features) / "text").is_dir():  # the catalog's words: search and tags
-            from serving.text_state import TextState
-
-            text = TextState.load(Path(features) / "text")
-        new = [i for i in item_features.item_ids.tolist() if i not in train.item_map]
-        if new:  # catalog items nobody interacted with yet: cold items, rankable from their media
-            train = train.with_new_items(new)
-            val = None if val is None else val.with_new_items(new)
-        source["features"] = str(Path(features).resolve())
-    if engine == "spark":
-        return spark_bundle(train, source)
-    model = make_model(model_name, **(params or {}))
-    if model.uses_features and item_features is None:
-        raise ConfigError(f"the {model_name} model needs item features: pass --features DIR (avrec features) "
-                          "or a --dataset folder with <modality>_feat.npy files")
-    aligned = None if item_features is None else item_features.align(train.item_map)
-    fit_model(model, train, aligned, val)
-    log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
-           f"in {time.perf_counter() - t0:.1f}s")
-    # search needs the media blocks of a text bundle (items without words are found by them)
-    keep = model.uses_features or text is not None
-    return save_bundle(model, out, item_features=aligned if keep else None, fusion=fusion,
-                       extractor=extractor, overwrite=overwrite, extra={"source": source}, text=text)

@@ -114,11 +114,6 @@ class Recommender(abc.ABC):
         if cls.supports_fold_in and cls._score_new_users is Recommender._score_new_users:
             raise TypeError(f"{cls.__name__} declares supports_fold_in but does not implement _score_new_users")
 
-    @property
-    def chooses_on_validation(self) -> bool:
-        """Former name of ``learns_from_validation``, kept until ``recsys.pipeline`` reads the new one."""
-        return self.learns_from_validation
-
     # ------------------------------------------------------------------ public API
     def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
         """Learn from training interactions (and item content features for content models).

@@ -154,7 +154,7 @@ def planted():
 def test_text_block_joins_fusion_content_and_bridge(planted, semantic, request):
     from features.fusion import FusionConfig
     from recsys.models import make_model
-    from recsys.text_pipeline import build_text
+    from recsys.jobs.text import build_text
 
     train, _, _, feats = planted
     text = planted_text(feats)
@@ -175,7 +175,7 @@ def test_projection_predicts_the_words_of_items_without_text(planted):
     from serving_data import cluster
 
     from features.fusion import FusionConfig
-    from recsys.text_pipeline import build_text
+    from recsys.jobs.text import build_text
 
     _, _, _, feats = planted
     text = planted_text(feats)
@@ -190,7 +190,7 @@ def test_projection_predicts_the_words_of_items_without_text(planted):
 def test_text_state_round_trip_copies_a_semantic_model(planted, sentence_model, tmp_path):
     import shutil
 
-    from recsys.text_pipeline import build_text
+    from recsys.jobs.text import build_text
     from serving.text_state import TextState
 
     train, _, _, feats = planted

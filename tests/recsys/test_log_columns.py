@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from recsys.data.columns import CANDIDATES, detect_columns
 from recsys.errors import DataError
-from recsys.pipeline import LogSpec, load_log
+from recsys.jobs.load import LogSpec, load_log
 
 
 # ------------------------------------------------------------------------------------------- the rule

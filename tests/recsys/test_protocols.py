@@ -11,7 +11,9 @@ import pytest
 from recsys.data import Interactions
 from recsys.errors import ConfigError
 from recsys.evaluation import EvalResult
-from recsys.pipeline import EvalData, run_evaluation
+from recsys.jobs.evaluate import EvalData, run_evaluation
+from recsys.jobs.fit import fit_model
+from recsys.models import MODELS, Popularity
 from recsys.report import check_one_protocol, write_report
 from recsys.split import Split
 
@@ -51,6 +53,38 @@ def test_protocol_errors():
     no_val = EvalData("x", Split(data.split.train, data.split.test, None), None, {})
     with pytest.raises(ConfigError, match="validation part"):
         run_evaluation(no_val, ["popularity"], protocol="refit", log=lambda m: None)
+
+
+class _ValPopularity(Popularity):
+    """Popularity that declares ``learns_from_validation``: records what it was shown on val."""
+
+    name = "valpop"
+    learns_from_validation = True
+
+    def choose_on_validation(self, val):
+        self.choice_ = {"rule": "counted the validation part", "val_interactions": int(val.nnz)}
+        return self.choice_
+
+    def validation_choice(self) -> dict:
+        return dict(getattr(self, "choice_", {}))
+
+
+def test_the_jobs_read_the_declared_validation_capability(monkeypatch):
+    """fit_model asks a model to choose on val only when its class declares learns_from_validation,
+    and run_evaluation reports model.validation_choice() as chosen_on_val."""
+    data = _data()
+    train, val = data.split.train, data.split.val
+    assert fit_model(_ValPopularity(), train, None, val).validation_choice() == {
+        "rule": "counted the validation part", "val_interactions": val.nnz}
+    assert fit_model(_ValPopularity(), train, None, None).validation_choice() == {}  # no val: nothing chosen
+    assert fit_model(Popularity(), train, None, val).validation_choice() == {}  # does not learn from val
+
+    monkeypatch.setitem(MODELS, "valpop", _ValPopularity)
+    quiet = lambda m: None  # noqa: E731
+    (chooser, plain), _ = run_evaluation(data, ["valpop", "popularity"], ks=(5,), log=quiet)
+    assert chooser.params["chosen_on_val"] == {"rule": "counted the validation part", "val_interactions": val.nnz}
+    assert "chosen_on_val" not in plain.params
+    assert chooser.segments["all"] == plain.segments["all"]  # val chose; it never became training data
 
 
 def test_a_table_never_mixes_protocols(tmp_path):

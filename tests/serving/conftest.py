@@ -20,9 +20,9 @@ def media_bundle(tmp_path_factory):
     from features.extract import ExtractorConfig
     from features.store import extract_catalog
     from recsys.data import Catalog
-    from recsys.pipeline import LogSpec
+    from recsys.jobs.fit import fit_bundle
+    from recsys.jobs.load import LogSpec
     from recsys.synthetic import generate_demo_catalog
-    from serving.bundle import fit_bundle
 
     root = tmp_path_factory.mktemp("media")
     cat = generate_demo_catalog(root / "catalog", n_items=12, n_users=60, seed=1, n_clusters=4, duration_s=1.0,

@@ -27,9 +27,9 @@ from test_app import live_server
 def words(tmp_path_factory):
     """(bundle path, media root, truth) of a bridge fitted with the catalog's media and words."""
     from recsys.cli import main
-    from recsys.pipeline import LogSpec
+    from recsys.jobs.fit import fit_bundle
+    from recsys.jobs.load import LogSpec
     from recsys.synthetic import generate_demo_catalog
-    from serving.bundle import fit_bundle
 
     root = tmp_path_factory.mktemp("words")
     cat = generate_demo_catalog(root / "catalog", n_items=48, n_users=80, seed=3, n_clusters=4, duration_s=1.0,
@@ -186,7 +186,7 @@ def test_cli_search_tags_and_explained_lists(words, tmp_path, capsys):
 
 
 def test_search_demo_lines_for_the_lead(words):
-    from recsys.demo_words import run_search_demo
+    from recsys.jobs.demo_words import run_search_demo
 
     lines = run_search_demo(words[0], queries=("rain",), n=3, explain_n=2)
     assert len(lines) == 3 + 2  # no user + two users, then two explained items

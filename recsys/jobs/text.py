@@ -1,9 +1,10 @@
 """The text modality job: catalog words -> ``text`` block, fused vectors, media -> text projection.
 
 :func:`build_text` works on arrays (ItemFeatures + CatalogText) and is what benchmarks and tests
-call; :func:`add_text_features` runs it on an ``avrec features`` folder (``avrec features`` calls it
-after media extraction), rewriting ``text.npy``, the ``has_text`` column, the fused matrix and its
-fusion statistics, and writing ``text/`` (:mod:`serving.text_state`).
+call; :func:`add_text_features` runs it on an ``avrec features`` folder (the extraction job
+:func:`recsys.jobs.extract.extract_features` calls it after media extraction), rewriting
+``text.npy``, the ``has_text`` column, the fused matrix and its fusion statistics, and writing
+``text/`` (:mod:`serving.text_state`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Searches and explanations for ``avrec demo`` to print: :func:`run_search_demo`.
 
-``recsys.demo`` calls it with the demo's bundle (or a service over it) and prints the lines; the
+``recsys.jobs.demo`` calls it with the demo's bundle (or a service over it) and prints the lines; the
 function only reads, so it can run on any bundle fitted with text features.
 """
 

@@ -109,7 +109,8 @@ def run_demo(
     # Protocol "published": every model learns from train only (the hybrid's ranker from
     # cross-fitted folds of train); val (the last tenth of the training period) only chooses
     # settings. Test (after train_end) is never seen.
-    from recsys.pipeline import PROTOCOLS, fit_model
+    from recsys.jobs.evaluate import PROTOCOLS
+    from recsys.jobs.fit import fit_model
     from serving.batch import write_recommendations
 
     results, fitted = [], {}
@@ -161,7 +162,7 @@ def run_demo(
                   f"--media-root {cat.root})")
 
         step("7. words: searches (without and with a user) and explained recommendations")
-        from recsys.demo_words import run_search_demo
+        from recsys.jobs.demo_words import run_search_demo
 
         lines = run_search_demo(bundle)
         for line in lines:
@@ -187,13 +188,14 @@ def _write_bundle(model, item_features, out_dir: Path, catalog_csv=None) -> Path
     server register new media files, and the catalog's words (search, tags). The models learn from
     media only (text did not help them on the demo: hybrid recall@20 0.798 vs 0.792 with it), so
     the words go to the bundle's ``text/`` state, not into the fused vector."""
-    from serving.bundle import registration_state, save_bundle
+    from recsys.jobs.load import registration_state
+    from serving.bundle import save_bundle
 
     fusion, extractor = registration_state(out_dir / "features", item_features)
     text = None
     if catalog_csv is not None:
         from recsys.data import Catalog
-        from recsys.text_pipeline import catalog_text_features
+        from recsys.jobs.text import catalog_text_features
 
         built = catalog_text_features(item_features, Catalog.from_csv(catalog_csv))
         text = None if built is None else built[1]

@@ -1,11 +1,13 @@
-"""End-to-end jobs behind the CLI: load data, split, (tune,) fit, evaluate, report.
+"""The ``avrec evaluate`` job: load -> split -> (tune ->) fit -> evaluate -> report.
 
-Each function takes plain arguments and returns what it produced, so the CLI stays a thin parser.
+:func:`load_eval_data` turns ``--dataset``/``--log`` into a split with aligned item features (an
+:class:`EvalData`); :func:`run_evaluation` fits every model under a named protocol, scores it on
+test and writes the reports. Each takes plain arguments and returns what it produced, so the CLI
+stays a thin parser.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,46 +16,11 @@ from typing import Any
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError
+from recsys.jobs.fit import fit_model
+from recsys.jobs.load import LogSpec, load_data
 from recsys.split import Split, make_split
 
 Log = Callable[[str], None]
-_log = logging.getLogger(__name__)
-
-
-@dataclass
-class LogSpec:
-    """Where and how to read an interaction log (CLI options of ``--log``).
-
-    Column names left None are detected by the rule of :mod:`recsys.data.columns` (``user_id``,
-    ``timestamp``, ``weight``, ``event`` ...); ``"none"`` turns an optional column off.
-    """
-
-    path: str
-    user: str | None = None
-    item: str | None = None
-    timestamp: str | None = None
-    weight: str | None = None
-    event: str | None = None
-    movielens: bool = False
-    min_rating: float | None = None
-
-    def columns(self):
-        """The :class:`~recsys.data.columns.LogColumns` this log is read with (reads its header only).
-
-        Logs one line saying which columns are used (logger ``recsys.pipeline``, INFO) and warns
-        about the columns that are not.
-        """
-        from recsys.data.columns import detect_columns
-        from recsys.data.tables import columns_of
-
-        header = columns_of(self.path, separator="\t" if str(self.path).lower().endswith((".tsv", ".tab")) else ",")
-        cols = detect_columns(header, str(self.path), user=self.user, item=self.item, timestamp=self.timestamp,
-                              weight=self.weight, event=self.event)
-        _log.info("%s: columns %s", self.path, cols.describe())
-        if cols.unused:
-            _log.warning("%s: columns not used: %s (name them with --weight-col/--event-col/--time-col, "
-                         "or ignore this)", self.path, ", ".join(cols.unused))
-        return cols
 
 
 @dataclass
@@ -66,19 +33,6 @@ class EvalData:
     info: dict = field(default_factory=dict)
 
 
-def load_log(spec: LogSpec) -> Interactions:
-    """Read a log per ``spec`` (MovieLens or generic CSV/Parquet, columns by :meth:`LogSpec.columns`)."""
-    from recsys.data import loaders
-
-    if spec.movielens:
-        return loaders.read_movielens(spec.path, min_rating=spec.min_rating)
-    cols = spec.columns()
-    return loaders.read_log(
-        spec.path, user=cols.user, item=cols.item, timestamp=cols.timestamp, weight=cols.weight, event=cols.event,
-        min_weight=spec.min_rating,
-    )
-
-
 def load_eval_data(
     dataset: str | None = None,
     log: LogSpec | None = None,
@@ -88,33 +42,19 @@ def load_eval_data(
     seed: int = 0,
     features: str | None = None,
 ) -> EvalData:
-    """A split folder as it is, or a log split by ``split``; features aligned to the item map."""
-    from recsys.data import ItemFeatures
+    """A split folder as it is, or a log split by ``split``; features aligned to the train item map.
 
-    if (dataset is None) == (log is None):
-        raise ConfigError("give exactly one of --dataset DIR or --log FILE")
-    item_features = None
-    if dataset is not None:
-        from recsys.data.loaders import load_split_folder
-
-        ds = load_split_folder(dataset)
-        sp_ = Split(ds.train, ds.test, ds.val, name=f"folder:{Path(dataset).name}")
-        item_features = ds.item_features
-        name = Path(dataset).name
+    Reads through :func:`recsys.jobs.load.load_data` (the load step ``avrec fit`` shares); the
+    split summary is ``info``.
+    """
+    loaded = load_data(dataset, log, features)
+    if loaded.log is None:
+        sp_ = Split(loaded.train, loaded.test, loaded.val, name=f"folder:{loaded.name}")
+        name = loaded.name
     else:
-        x = load_log(log)
-        sp_ = make_split(x, split, test_size=test_size, val_size=val_size, seed=seed)
-        name = f"{Path(log.path).stem}:{split}"
-    if features is not None:
-        item_features = ItemFeatures.load(features)
-    if item_features is not None:
-        if item_features.fused is None:
-            # split folders ship raw modality blocks; fuse them (per-block z-score + L2, concat)
-            from features.fusion import fuse
-
-            item_features = fuse(item_features, method="concat")
-        item_features = item_features.align(sp_.train.item_map)
-    return EvalData(name, sp_, item_features, sp_.summary())
+        sp_ = make_split(loaded.log, split, test_size=test_size, val_size=val_size, seed=seed)
+        name = f"{loaded.name}:{split}"
+    return EvalData(name, sp_, loaded.features_for(sp_.train.item_map), sp_.summary())
 
 
 #: evaluation protocols: what every model learns from (named in every result)
@@ -143,7 +83,7 @@ def run_evaluation(
     """Fit every model under ``protocol``, evaluate on test, write reports.
 
     ``published``: models learn from train only; val chooses settings (``tune_models``, and the
-    settings a model chooses itself after fitting, see ``Recommender.chooses_on_validation``).
+    settings a model chooses itself after fitting, see ``Recommender.learns_from_validation``).
     ``refit``: settings are chosen the same way, then every model is refitted with them on
     train+val and test is scored once, excluding each user's train+val items. Every result
     records its protocol and the parts it learned from.
@@ -197,7 +137,7 @@ def run_evaluation(
             return fit_model(make_model(name, **settings), train, data.item_features, val)
 
         model = fit(p, split.train, split.val)
-        chosen = getattr(model, "exposure_choice_", None)
+        chosen = model.validation_choice()
         if protocol == "refit":  # the settings val chose, learned again from train+val
             log(f"{name}: refitting on train+val with the settings chosen on val")
             model = fit(model.get_params(), seen, None)
@@ -226,15 +166,6 @@ def run_evaluation(
     if report_dir:
         report.write_report(report_dir, results, kmax, meta)
     return results, tuned
-
-
-def fit_model(model, train: Interactions, item_features=None, val: Interactions | None = None):
-    """Fit ``model`` on ``train``; a model that chooses settings on validation (the hybrid's
-    cold-item exposure) then does so on ``val``. Validation interactions are never a label."""
-    model.fit(train, item_features)
-    if val is not None and model.chooses_on_validation:
-        model.choose_on_validation(val)
-    return model
 
 
 def _diversity_vectors(data: EvalData):

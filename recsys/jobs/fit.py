@@ -1,0 +1,136 @@
+"""The ``avrec fit`` job: load -> fit -> save a bundle; and :func:`fit_model`, the fit every job uses.
+
+:func:`fit_bundle` reads its data through :func:`recsys.jobs.load.load_data` (the load step
+``avrec evaluate`` shares) and writes with :func:`serving.bundle.save_bundle`, which only saves,
+loads and verifies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from recsys.data.interactions import Interactions
+from recsys.errors import ConfigError
+from recsys.jobs.load import LogSpec, check_source, load_data
+
+
+def fit_model(model, train: Interactions, item_features=None, val: Interactions | None = None):
+    """Fit ``model`` on ``train``; a model that learns from validation (the hybrid's cold-item
+    exposure, ``learns_from_validation``) then chooses on ``val``. Validation interactions are never
+    a label.
+
+    Parameters
+    ----------
+    model : Recommender
+        Unfitted.
+    train : Interactions
+    item_features : ItemFeatures, optional
+        Aligned to ``train``'s item map.
+    val : Interactions, optional
+        Same id maps as ``train``.
+
+    Returns
+    -------
+    The fitted ``model``.
+    """
+    model.fit(train, item_features)
+    if val is not None and type(model).learns_from_validation:
+        model.choose_on_validation(val)
+    return model
+
+
+def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log: LogSpec | None = None,
+               features: str | None = None, params: dict | None = None, overwrite: bool = False,
+               log_fn: Callable[[str], None] = print, engine: str = "local",
+               spark_master: str = "local[*]") -> Path:
+    """Fit ``model_name`` on a split folder's training part (its val part chooses the hybrid's cold share)
+    or on a whole log, and save a bundle.
+
+    Parameters
+    ----------
+    model_name : str
+        A :data:`recsys.models.MODELS` name.
+    out : path
+        Bundle directory.
+    dataset : str, optional
+        Split folder (train.csv[, val.csv][, <modality>_feat.npy]); test.csv is not used.
+    log : LogSpec, optional
+        An interaction log; all of it is training data.
+    features : str, optional
+        ``avrec features`` output folder: item features, fusion statistics and extractor settings
+        (needed to register new media items while serving). Catalog items without interactions join
+        the item map as cold items.
+    params : dict, optional
+        Model settings.
+    overwrite : bool
+        Replace an existing bundle at ``out``.
+    log_fn : callable
+        Receives one progress line.
+    engine : {"local", "spark"}
+        ``spark`` fits ALS with Spark MLlib (``model_name`` must be ``als``); a plain log file is
+        then read by Spark itself. The bundle format is the same.
+    spark_master : str
+
+    Returns
+    -------
+    Path of the bundle.
+    """
+    from recsys.models import make_model
+    from serving.bundle import save_bundle
+
+    check_source(dataset, log)
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"engine must be local or spark, got {engine!r}")
+    if engine == "spark" and model_name != "als":
+        raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
+    t0 = time.perf_counter()
+
+    def spark_bundle(data, source: dict, log_columns: dict | None = None) -> Path:
+        from recsys.spark import fit_als_spark
+
+        model = fit_als_spark(data, params, master=spark_master, log_columns=log_columns)
+        log_fn(f"fitted als with Spark MLlib ({spark_master}) on {model.n_users_} users x {model.n_items_} items "
+               f"in {time.perf_counter() - t0:.1f}s")
+        return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
+
+    if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
+        # a plain log is read by Spark (its executors), not loaded by this process
+        if "://" in str(log.path):  # on the cluster's storage: no header to read here, names as given
+            from recsys.data.columns import LogColumns
+
+            off = (None, "none")
+            cols = LogColumns(log.user or "user_id", log.item or "item_id",
+                              weight=None if log.weight in off else log.weight)
+        else:
+            cols = log.columns()
+        if cols.event is None:
+            return spark_bundle(log.path, {"log": str(log.path)},
+                                {"user": cols.user, "item": cols.item, "weight": cols.weight})
+    data = load_data(dataset, log, features)
+    train, val = (data.log, None) if data.log is not None else (data.train, data.val)
+    text = None
+    if features is not None:
+        if (Path(features) / "text").is_dir():  # the catalog's words: search and tags
+            from serving.text_state import TextState
+
+            text = TextState.load(Path(features) / "text")
+        new = [i for i in data.item_features.item_ids.tolist() if i not in train.item_map]
+        if new:  # catalog items nobody interacted with yet: cold items, rankable from their media
+            train = train.with_new_items(new)
+            val = None if val is None else val.with_new_items(new)
+    if engine == "spark":
+        return spark_bundle(train, data.source)
+    model = make_model(model_name, **(params or {}))
+    if model.uses_features and data.item_features is None:
+        raise ConfigError(f"the {model_name} model needs item features: pass --features DIR (avrec features) "
+                          "or a --dataset folder with <modality>_feat.npy files")
+    aligned = data.features_for(train.item_map)
+    fit_model(model, train, aligned, val)
+    log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
+           f"in {time.perf_counter() - t0:.1f}s")
+    # search needs the media blocks of a text bundle (items without words are found by them)
+    keep = model.uses_features or text is not None
+    return save_bundle(model, out, item_features=aligned if keep else None, fusion=data.fusion,
+                       extractor=data.extractor, overwrite=overwrite, extra={"source": data.source}, text=text)

@@ -1,0 +1,78 @@
+"""The ``avrec recommend`` job: a bundle -> top-n lists of every (or the listed) user, as a file.
+
+Lists are computed locally in batches (:func:`serving.batch.write_recommendations`) or in Spark
+tasks (:func:`recsys.spark.recommend_all_spark`, a folder of part files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recsys.errors import ConfigError
+
+
+def read_user_ids(path: str | Path) -> list:
+    """User ids from a CSV/Parquet with a user_id column, or a text file with one id per line.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, or a table has no ``user_id`` column.
+    """
+    import polars as pl
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--users file not found: {p}")
+    if p.suffix.lower() in (".parquet", ".pq", ".csv"):
+        df = pl.read_parquet(p) if p.suffix.lower() != ".csv" else pl.read_csv(p)
+        if "user_id" not in df.columns:
+            raise ConfigError(f"{p} has no user_id column (columns: {df.columns})")
+        return df.get_column("user_id").to_list()
+    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+
+
+def recommend_bundle(bundle: str | Path, out: str | Path, n: int = 100, users: str | Path | None = None,
+                     include_seen: bool = False, explain: bool = False, engine: str = "local",
+                     spark_master: str = "local[*]") -> tuple[Path, float]:
+    """Write the top-``n`` list of every user (or of the users in ``users``) of a bundle.
+
+    Parameters
+    ----------
+    bundle : path
+        A bundle directory (``avrec fit``); verified on load.
+    out : path
+        ``.parquet`` or ``.csv`` (local), or a folder of part files (Spark).
+    n : int
+        Items per user.
+    users : path, optional
+        User ids (:func:`read_user_ids`); ids unknown to the bundle get the cold-start list.
+    include_seen : bool
+        Keep the users' training items in their lists.
+    explain : bool
+        Add an explanation column (local engine).
+    engine : {"local", "spark"}
+    spark_master : str
+
+    Returns
+    -------
+    (Path written, seconds spent scoring and writing)
+    """
+    from serving.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    ids = None
+    if users:
+        m = b.interactions.user_map
+        # ids read from text are strings; IdMap.find matches them to integer ids too
+        ids = [m.raw(i) if (i := m.find(u)) >= 0 else u for u in read_user_ids(users)]
+    if engine == "spark":
+        from recsys.spark import recommend_all_spark
+
+        written, seconds = recommend_all_spark(b.model, b.interactions, out, n=n, master=spark_master, users=ids,
+                                               filter_seen=not include_seen)
+        return Path(written), seconds
+    from serving.batch import write_recommendations
+
+    return write_recommendations(b.model, b.interactions, out, n=n, users=ids, filter_seen=not include_seen,
+                                 explain_with=b.item_features if explain else False)
