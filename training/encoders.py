@@ -294,7 +294,8 @@ def train_encoders(
     )
     from training.checkpoint import save_checkpoint
     from training.ssl_data import build_media_cache
-    from training.trainer import resolve_device, train
+    from features.device import resolve_device
+    from training.trainer import train
 
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = config or EncoderConfig()
@@ -304,7 +305,7 @@ def train_encoders(
         catalog = Catalog.from_csv(catalog) if Path(catalog).is_file() else Catalog.scan(catalog)
     ssl_dir = out_dir / SSL_DIR
     report = EncoderReport(features_dir=features_dir, out_dir=out_dir, n_items=len(catalog), n_rows=feats.n_items,
-                           device=resolve_device(device))
+                           device=str(resolve_device(device)))
 
     cache = build_media_cache(catalog, ssl_dir / CACHE_FILE, cfg.cache, log=log)
     report.failures = list(cache.failures)
