@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.errors import DataError
+from recsys.errors import ConfigError, DataError
 from training.ssl_data import MediaCacheConfig
 from training.trainer import TrainerConfig
 
@@ -105,6 +105,14 @@ class EncoderConfig:
     av_trainer: TrainerConfig = TrainerConfig(epochs=12, batch_size=64, lr=2e-3)
     nce_weight: float = 1.0
     temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        # The autoencoder's sampler drops batches of one (a lone patch adds noise) and the
+        # correspondence loss scores a clip against the batch's other clips; the shared loop
+        # itself accepts a batch of one (the bridge's).
+        for name in ("ae_trainer", "av_trainer"):
+            if getattr(self, name).batch_size < 2:
+                raise ConfigError(f"{name}.batch_size must be >= 2, got {getattr(self, name).batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

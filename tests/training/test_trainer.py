@@ -68,6 +68,10 @@ def test_one_cycle_needs_a_sampler_that_counts_its_batches():
     for bad in ({"schedule": "cosine"}, {"warmup": 0.0}, {"warmup": 1.0}, {"batch_size": 0}):
         with pytest.raises(ConfigError):
             TrainerConfig(**bad)
+    from training.encoders import EncoderConfig
+
+    with pytest.raises(ConfigError, match="av_trainer.batch_size"):  # the encoders need 2 (the loop does not)
+        EncoderConfig(av_trainer=TrainerConfig(batch_size=1))
 
 
 def test_epoch_loss_is_the_mean_over_examples():
