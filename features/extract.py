@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.device import check_device
 from recsys.errors import ConfigError, MediaDecodeError
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class ExtractorConfig:
     torch_threads : int
         torch intra-op threads and FFmpeg decoding threads (1 when one worker runs per core).
     device : str
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` (:mod:`features.device`).
     """
 
     fps: float = 1.0
@@ -113,8 +114,7 @@ class ExtractorConfig:
             raise ConfigError(f"torch_threads must be an int >= 1, got {self.torch_threads!r}")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"weights must be 'none', a file path or a weights name, got {self.weights!r}")
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        check_device(self.device)  # the form only; whether this machine has it is asked when a file runs
 
     def to_dict(self) -> dict:
         """All settings as a JSON-ready dict (provenance)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.device import resolve_device
 from recsys.errors import ConfigError, DataError
 
 #: Seed of the random initialisation used for ``weights="none"``.
@@ -168,21 +169,6 @@ def video_descriptor_vector(frames: np.ndarray, timestamps: np.ndarray | None = 
 
 
 # --------------------------------------------------------------------------- CNN backbone
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; a CUDA request without CUDA raises."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'")
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise ConfigError(f"unknown device {device!r}: {e}") from e
-    return device
-
-
 def _check_backbone(name: str) -> None:
     import torchvision
 
@@ -342,10 +328,11 @@ def load_backbone(name: str = "resnet18", weights: str = "none", device: str = "
     Raises
     ------
     ConfigError
-        Unknown backbone or weights name, unreadable or mismatched weights file, failed download.
+        Unknown backbone or weights name, unreadable or mismatched weights file, failed download,
+        a device this machine does not have (:func:`features.device.resolve_device`).
     """
     device = resolve_device(device)
-    key = (name, weights, weights_stamp(weights), device)
+    key = (name, weights, weights_stamp(weights), str(device))
     if key not in _MODELS:
         model = _build(name, weights).to(device)
         for p in model.parameters():

@@ -15,7 +15,12 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain container
 It is read back with ``torch.load(weights_only=True)``, so loading never runs pickled code, and the
 model is rebuilt from ``config`` alone (``cls.from_config``) before the weights are loaded strictly:
 no other file, and no training code state, is needed. Only classes named in :data:`MODEL_CLASSES`
-are rebuilt; their module is imported when first needed.
+are rebuilt (the self-supervised encoders and the bridge's net); their module is imported when
+first needed.
+
+Every problem with a checkpoint file (missing, truncated, foreign, of another class, of a newer
+version, weights that do not fit the architecture its config describes) is a
+:class:`~recsys.errors.BundleError`, whichever model it holds.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ CHECKPOINT_VERSION = 1
 MODEL_CLASSES: dict[str, str] = {
     "AudioAutoencoder": "training.audio_autoencoder",
     "AVCorrespondence": "training.av_correspondence",
+    "BridgeNet": "training.bridge_net",
 }
+#: Keys of the bridge's own checkpoint layout before it used this format (``save_bridge`` wrote
+#: ``{"version", "config", "in_dim", "out_dim", "state_dict"}``); recognised only to say what to do.
+_OLD_BRIDGE_KEYS = frozenset({"config", "in_dim", "out_dim", "state_dict"})
 
 
 def _json_safe(obj: Any, what: str) -> Any:
@@ -109,6 +118,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file; all mean "unreadable"
         raise BundleError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+    if isinstance(payload, dict) and "format" not in payload and _OLD_BRIDGE_KEYS <= payload.keys():
+        raise BundleError(
+            f"{path}: a bridge checkpoint in the layout save_bridge wrote before avrec's shared checkpoint "
+            "format; it is no longer read: refit the bridge (Bridge.fit, or `avrec fit` for a bundle) and "
+            "save it again with training.bridge.save_bridge"
+        )
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise BundleError(f"{path}: not an avrec checkpoint (no format={CHECKPOINT_FORMAT!r} field)")
     version = payload.get("version")
@@ -130,7 +145,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", expected_class: str |
     ----------
     path : str or Path
     device : str
-        Where to put the model (``"cpu"``, ``"cuda"``, ``"auto"``).
+        Where to put the model (``"cpu"``, ``"cuda[:N]"``, ``"auto"``: :mod:`features.device`).
     expected_class : str, optional
         Raise unless the checkpoint holds this class (e.g. ``"AudioAutoencoder"``).
 
@@ -143,8 +158,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu", expected_class: str |
     ------
     BundleError
         Unreadable file, unknown class, other class than expected, or weights not matching the config.
+    ConfigError
+        A device this machine does not have.
     """
-    from training.trainer import resolve_device
+    from features.device import resolve_device
 
     payload = read_checkpoint(path)
     name = payload["class"]

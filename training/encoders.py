@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.errors import DataError
+from recsys.errors import ConfigError, DataError
 from training.ssl_data import MediaCacheConfig
 from training.trainer import TrainerConfig
 
@@ -105,6 +105,14 @@ class EncoderConfig:
     av_trainer: TrainerConfig = TrainerConfig(epochs=12, batch_size=64, lr=2e-3)
     nce_weight: float = 1.0
     temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        # The autoencoder's sampler drops batches of one (a lone patch adds noise) and the
+        # correspondence loss scores a clip against the batch's other clips; the shared loop
+        # itself accepts a batch of one (the bridge's).
+        for name in ("ae_trainer", "av_trainer"):
+            if getattr(self, name).batch_size < 2:
+                raise ConfigError(f"{name}.batch_size must be >= 2, got {getattr(self, name).batch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -294,7 +302,8 @@ def train_encoders(
     )
     from training.checkpoint import save_checkpoint
     from training.ssl_data import build_media_cache
-    from training.trainer import resolve_device, train
+    from features.device import resolve_device
+    from training.trainer import train
 
     t0, c0 = time.perf_counter(), time.process_time()
     cfg = config or EncoderConfig()
@@ -304,7 +313,7 @@ def train_encoders(
         catalog = Catalog.from_csv(catalog) if Path(catalog).is_file() else Catalog.scan(catalog)
     ssl_dir = out_dir / SSL_DIR
     report = EncoderReport(features_dir=features_dir, out_dir=out_dir, n_items=len(catalog), n_rows=feats.n_items,
-                           device=resolve_device(device))
+                           device=str(resolve_device(device)))
 
     cache = build_media_cache(catalog, ssl_dir / CACHE_FILE, cfg.cache, log=log)
     report.failures = list(cache.failures)

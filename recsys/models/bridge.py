@@ -89,7 +89,7 @@ class Bridge(EmbeddingRecommender):
     # ------------------------------------------------------------------ fitting
     def bridge_config(self):
         """The :class:`training.bridge.BridgeConfig` these settings train with."""
-        from training.bridge import BridgeConfig
+        from training.bridge_config import BridgeConfig
 
         return BridgeConfig(hidden=self.hidden, epochs=self.epochs, lr=self.lr, rank_weight=self.rank_weight,
                             seed=self.seed, cold_share=self.cold_share).validate()
@@ -141,7 +141,8 @@ class Bridge(EmbeddingRecommender):
             raise DataError("item features are not aligned to the interactions' item map; use ItemFeatures.align")
 
     def _fit_bridge(self, als, interactions: Interactions, item_features) -> None:
-        from training.bridge import predict, train_bridge
+        from training.bridge import train_bridge
+        from training.bridge_net import predict
 
         config = self.bridge_config()
         content = np.asarray(item_features.matrix(self.block), dtype=np.float32)
@@ -180,7 +181,8 @@ class Bridge(EmbeddingRecommender):
         5% of the warm items with media instead (their predicted directions).
         """
         from recsys.models.content import l2_rows
-        from training.bridge import calibrate_norm, predict, set_output_norm, top_scores
+        from recsys.models.bridge_policy import calibrate_norm, top_scores
+        from training.bridge_net import predict, set_output_norm
 
         rng = np.random.default_rng(self.seed)
         users = np.flatnonzero(interactions.user_counts() > 0)
@@ -214,7 +216,8 @@ class Bridge(EmbeddingRecommender):
     def _restore(self, state, item_features) -> None:
         import torch
 
-        from training.bridge import BridgeConfig, build_net
+        from training.bridge_config import BridgeConfig
+        from training.bridge_net import build_net
 
         cfg = dict(state["net_config"])
         in_dim, out_dim = cfg.pop("in_dim"), cfg.pop("out_dim")
@@ -252,7 +255,7 @@ class Bridge(EmbeddingRecommender):
         factors : (n, factors) float32
         """
         self._check_fitted()
-        from training.bridge import predict
+        from training.bridge_net import predict
 
         x = np.asarray(content, dtype=np.float32)
         if x.ndim == 1:

@@ -1,4 +1,5 @@
-"""features.store: layout, cache, resume after SIGKILL, failures, worker crashes, executors, real media.
+"""features.store, features.cache, features.executors: layout, cache, resume after SIGKILL, failures,
+worker crashes, executors, real media.
 
 The fake extractor below is module level so spawned workers and the resume subprocess can import
 it (``import test_store`` with this folder on sys.path; the tests folders have no __init__.py).
@@ -20,8 +21,10 @@ import numpy as np
 import pytest
 
 from features.fusion import Fusion
-from features import store
-from features.store import PROCESS_MIN_FILES, extract_catalog, file_sha1
+from features import executors
+from features.cache import file_sha1
+from features.executors import PROCESS_MIN_FILES
+from features.store import extract_catalog
 from recsys.data import Catalog, ItemFeatures
 from recsys.synthetic import write_clip
 from recsys.errors import ConfigError, MediaDecodeError
@@ -342,8 +345,8 @@ def test_threads_give_the_same_output_as_one_worker(fake_catalog, tmp_path):
 
 
 def test_auto_executor_rule(monkeypatch):
-    monkeypatch.setattr(store, "_default_workers", lambda: 4)
-    plan = store._plan
+    monkeypatch.setattr(executors, "_default_workers", lambda: 4)
+    plan = executors.plan
     assert plan(0, None, "auto", False) == ("none", 0)
     assert plan(10, None, "auto", False) == ("threads", 4)  # small job: no process start-up
     assert plan(3, None, "auto", False) == ("threads", 3)  # never more workers than files

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from recsys.data import Interactions
 from recsys.data.item_features import ItemFeatures
-from recsys.errors import ConfigError, DataError, NotFittedError
+from recsys.errors import BundleError, ConfigError, DataError, NotFittedError
 from recsys.evaluation import evaluate
 from recsys.models import ALS
 from recsys.models.bridge import Bridge
@@ -226,7 +226,8 @@ def test_predict_factors_matches_predicted_rows(fitted, world):
 
 
 def test_checkpoint_round_trip(fitted, world, tmp_path):
-    from training.bridge import load_bridge, predict, save_bridge
+    from training.bridge import load_bridge, save_bridge
+    from training.bridge_net import predict
 
     feats = world[2]
     path = save_bridge(fitted.net_, fitted.bridge_config_, tmp_path / "bridge.pt")
@@ -234,16 +235,18 @@ def test_checkpoint_round_trip(fitted, world, tmp_path):
     assert config == fitted.bridge_config_
     media = feats.mask_of("fused")
     np.testing.assert_array_equal(predict(net, feats.matrix("fused"))[media], fitted.predicted_factors_[media])
-    with pytest.raises(DataError, match="not found"):
+    # a bad checkpoint is a BundleError, as for every checkpoint loader (training.checkpoint)
+    with pytest.raises(BundleError, match="not found"):
         load_bridge(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="not a bridge checkpoint"):
+    with pytest.raises(BundleError, match="cannot read checkpoint"):
         load_bridge(tmp_path / "junk.pt")
 
 
 # ---------------------------------------------------------------------- torch pieces
 def test_train_bridge_regression_only_is_deterministic(world):
-    from training.bridge import BridgeConfig, predict, train_bridge
+    from training.bridge import BridgeConfig, train_bridge
+    from training.bridge_net import predict
 
     train, _, feats, cluster, cold, *_ = world
     als = ALS(**ALS_PARAMS).fit(train)
@@ -261,8 +264,20 @@ def test_train_bridge_regression_only_is_deterministic(world):
         train_bridge(x[:-1], als.item_factors_, ~cold, cfg)
 
 
+def test_train_bridge_with_ten_one_cycle_steps(world):
+    """10 epochs of one batch: the one-cycle warm-up ended exactly at step 0 and torch divided by zero."""
+    from training.bridge import BridgeConfig, train_bridge
+
+    train, _, feats, cluster, cold, *_ = world
+    als = ALS(**ALS_PARAMS).fit(train)
+    cfg = BridgeConfig(hidden=8, epochs=10, seed=2, device="cpu", cold_share=None)
+    _, hist = train_bridge(feats.matrix("fused"), als.item_factors_, ~cold, cfg,
+                           user_factors=als.user_factors_, interactions=train.matrix)
+    assert len(hist) == 10 and all(np.isfinite(h["loss"]) for h in hist)
+
+
 def test_sampler_flags_false_negatives():
-    from training.bridge import TripleSampler
+    from training.bridge_sampler import TripleSampler
 
     x = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 0, 0, 1]], dtype=np.float32))
     for sampling in ("in_batch", "uniform", "popularity"):
@@ -285,7 +300,7 @@ def test_sampler_flags_false_negatives():
 def test_losses():
     import torch
 
-    from training.bridge import ranking_loss, regression_loss
+    from training.bridge_losses import ranking_loss, regression_loss
 
     t = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     assert float(regression_loss(t, t)) == 0.0
@@ -300,7 +315,7 @@ def test_losses():
 
 
 def test_calibration_reaches_the_share():
-    from training.bridge import calibrate_norm, list_share, top_scores
+    from recsys.models.bridge_policy import calibrate_norm, list_share, top_scores
 
     rng = np.random.default_rng(0)
     users_f = rng.normal(size=(50, 4)).astype(np.float32)
@@ -318,7 +333,7 @@ def test_calibration_reaches_the_share():
 
 def test_calibration_with_an_unreachable_share_stays_finite():
     """One calibration item cannot fill 15% of 20 slots: the norm must not explode (it used to reach ~1e17)."""
-    from training.bridge import calibrate_norm, list_share
+    from recsys.models.bridge_policy import calibrate_norm, list_share
 
     rng = np.random.default_rng(0)
     users = rng.normal(size=(30, 4)).astype(np.float32)
