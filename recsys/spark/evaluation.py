@@ -176,7 +176,7 @@ def evaluate_block(
     """
     from recsys import metrics as M
     from recsys.evaluation import RANKING_METRICS
-    from recsys.models.base import top_n
+    from recsys.models.base import mask_seen, top_n
 
     ks, warm = shared["ks"], shared["warm"]
     kmax = max(ks)
@@ -206,8 +206,7 @@ def evaluate_block(
             add(s, "auc", per_user)
             out.append((s, "auc_correct", float(correct.sum()), len(correct), None))
             out.append((s, "auc_pairs", float((n_pos * n_neg).sum()), len(correct), None))
-    r = np.repeat(np.arange(excl.shape[0]), np.diff(excl.indptr))
-    scores[r, excl.indices] = -np.inf
+    mask_seen(scores, excl)
     ranked, _ = top_n(scores, kmax)
     lists = {s: ranked for s in seg_keep}
     for s, keep in restricted.items():

@@ -112,7 +112,7 @@ def _top_n_task(bc, n: int, filter_seen: bool, batch_size: int | None):
     def run(batches):
         import pandas as pd
 
-        from recsys.models.base import batch_size_for, top_n
+        from recsys.models.base import batch_size_for, mask_seen, top_n
         from recsys.spark.frames import csr_from_lists, stack_vectors
 
         item_vecs, item_ids = bc.value
@@ -123,9 +123,7 @@ def _top_n_task(bc, n: int, filter_seen: bool, batch_size: int | None):
                 part = pdf.iloc[start : start + bs]
                 scores = stack_vectors(part["factors"], d) @ item_vecs.T
                 if filter_seen:
-                    seen = csr_from_lists(part["seen"], m)
-                    r = np.repeat(np.arange(len(part)), np.diff(seen.indptr))
-                    scores[r, seen.indices] = -np.inf
+                    mask_seen(scores, csr_from_lists(part["seen"], m))
                 idx, val = top_n(scores, n)
                 valid = idx >= 0
                 rows = np.repeat(np.arange(len(part)), n).reshape(len(part), n)[valid]
