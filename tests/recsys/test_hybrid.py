@@ -208,3 +208,83 @@ def test_ranker_contributions_sum_to_the_score(data, hybrid, ranker):
     idx, score = m.recommend(3, n=3)
     for e, sc in zip(explain(m, train.matrix[3], idx, feats, user_idx=3), score):
         assert e.ranker is not None and abs(sum(e.ranker.values()) - sc) < 1e-3
+
+
+def _dense_lists(model, users, rows, n):
+    """The dense path's lists (every component's full score row), for comparison."""
+    from recsys.models.base import Recommender
+
+    return Recommender.recommend(model, users, rows, n=n)
+
+
+def test_candidate_only_serving_gives_the_dense_lists(hybrid, data):
+    """recommend() scores only candidate pairs (item moments, gathered dot products, sparse kNN
+    rows); lists and scores equal the dense path's for known users, folded-in new users and a
+    grown catalog."""
+    from recsys.models import candidate_scoring as cs
+
+    train = data[0]
+    assert hybrid.serves_from_candidates()
+    users = np.arange(N_USERS)
+    a_idx, a_val = _dense_lists(hybrid, users, None, 10)
+    b_idx, b_val = hybrid.recommend(users, n=10)
+    np.testing.assert_array_equal(a_idx, b_idx)
+    np.testing.assert_allclose(a_val, b_val, rtol=1e-4, atol=1e-5)
+    hist = sp.csr_matrix((np.ones(3), ([0, 0, 0], [1, 5, 9])), shape=(1, N_ITEMS), dtype=np.float32)
+    np.testing.assert_array_equal(_dense_lists(hybrid, np.array([-1]), hist, 10)[0], hybrid.recommend([-1], hist, n=10)[0])
+    # the row statistics of every component equal the dense row's (seen items excluded)
+    rows = train.matrix[users]
+    for name, comp in hybrid._sources(hybrid):
+        dense = comp.scores(users, rows)
+        dense[np.repeat(users, np.diff(rows.indptr)), rows.indices] = np.nan
+        st = cs.source_for(comp, users, rows, {}).row_stats()
+        np.testing.assert_allclose(st.mean, np.nanmean(dense, axis=1), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(st.std, np.nanstd(dense, axis=1), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_candidate_only_serving_falls_back_where_it_must(data):
+    train, _, _, feats = data
+    gbm = _hybrid(ranker="lambdarank").fit(train, feats)
+    assert not gbm.serves_from_candidates()  # LambdaMART reads within-row ranks: dense path
+    lin = _hybrid().fit(train, feats)
+    idx, _ = lin.recommend(0, n=N_ITEMS - 8)  # longer than the pool: dense path fills from ALS order
+    assert len(set(idx.tolist())) == N_ITEMS - 8 and (idx >= 0).all()
+    empty, _ = lin.recommend(-1, n=5)  # no history: the dense path's popularity answer
+    assert (empty >= 0).all()
+    lin.add_items(["new-a"], ItemFeatures(["new-a"], {b: v[:1] for b, v in feats.blocks.items()},
+                                          fused=feats.fused[:1]))
+    np.testing.assert_array_equal(_dense_lists(lin, np.arange(10), None, 10)[0], lin.recommend(np.arange(10), n=10)[0])
+
+
+@pytest.mark.shared
+def test_candidate_only_lists_equal_dense_lists_on_tiktok():
+    """1,000 TikTok users: candidate-only lists equal the dense path's (issue 14's check)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "tiktok"
+    if not root.exists():
+        pytest.skip("../shared/data/tiktok is absent")
+    from recsys.jobs.evaluate import load_eval_data
+
+    d = load_eval_data(dataset=str(root))
+    train = d.split.train
+    m = Hybrid(folds=1, als_params={"factors": 32, "iterations": 4}, bridge_params={"epochs": 3}).fit(
+        train, d.item_features)
+    users = np.random.default_rng(0).choice(train.n_users, 1000, replace=False)
+    a, av = _dense_lists(m, users, None, 10)
+    b, bv = m.recommend(users, n=10)
+    assert _same_up_to_ties(a, av, b, bv).all()
+    # exact ties (e.g. new items without media share every feature) are broken by float noise
+    assert (a == b).all(axis=1).mean() >= 0.5
+
+
+def _same_up_to_ties(a, av, b, bv, tol=1e-5):
+    """(b,) whether two lists have the same scores position by position and the same items
+    wherever a score is not tied (within ``tol``) with another listed score."""
+    ok = np.isclose(av, bv, rtol=0, atol=tol).all(axis=1)
+    for u in np.flatnonzero(ok):
+        tied = (np.abs(av[u][:, None] - av[u][None, :]) < tol).sum(axis=1) > 1
+        last = np.abs(av[u] - av[u][-1]) < tol  # the boundary's ties may be any of the tied items
+        ok[u] = (a[u][~tied & ~last] == b[u][~tied & ~last]).all() and \
+            set(a[u][tied & ~last]) == set(b[u][tied & ~last])
+    return ok

@@ -1,0 +1,204 @@
+"""Candidate-only scoring: a component's top-k, its row statistics and its pair scores, without a
+dense score row per user.
+
+The hybrid's ranker reads, for each (user, candidate) pair and each component, the component's
+score and its z-score within the user's row (mean and standard deviation over every unseen item).
+The dense way builds the (users x items) score block of every component to get them. Here:
+
+- **Embedding components** (score = user vector . item vector: ALS, the media bridge, content
+  profiles): the row mean and variance over all items follow from two item statistics computed
+  once, ``s = sum_j v_j`` (d,) and ``G = sum_j v_j v_j^T`` (d, d): ``sum_j u.v_j = u.s`` and
+  ``sum_j (u.v_j)^2 = u^T G u``; the seen items' terms are subtracted from gathered dot products.
+  O(d^2) per user instead of O(n_items d) plus an O(n_items) pass.
+- **Item-kNN** (score = history row @ sparse similarity): the product is itself sparse; its
+  statistics come from its stored entries (every other unseen item scores 0).
+- **Top-k** (retrieval) is exact, batched matmul + partial selection, or from a
+  :class:`~recsys.retrieval.index.VectorIndex` when one is attached (approximate, large catalogs).
+
+Pair scores are gathered dot products (or sparse lookups). Nothing here sorts a catalog-wide row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.models.base import EmbeddingRecommender, Recommender
+
+# Items per block of exact top-k retrieval, so one dense (users, block) panel stays small.
+_ITEM_BLOCK = 65536
+
+
+@dataclass
+class RowStats:
+    """Mean and standard deviation (ddof 0) of each user's scores over the unseen items, (b,) each."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def item_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, G)``: the sum (d,) and the Gram matrix (d, d) of item vectors (n, d), float64."""
+    v = np.asarray(vectors, dtype=np.float64)
+    return v.sum(axis=0), v.T @ v
+
+
+def seen_pairs(rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(batch row, item) of every stored entry of ``rows``, row-major."""
+    return np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices.astype(np.int64)
+
+
+def _stats(total: np.ndarray, squares: np.ndarray, count: np.ndarray) -> RowStats:
+    cnt = np.maximum(count, 1).astype(np.float64)
+    mean = total / cnt
+    var = np.maximum(squares / cnt - mean * mean, 0.0)
+    return RowStats(mean.astype(np.float32), np.sqrt(var).astype(np.float32))
+
+
+def _exact_top_k(u: np.ndarray, v: np.ndarray, k: int, rows: sp.csr_matrix) -> np.ndarray:
+    """(b, k) indices of the largest ``u . v_j`` per row over unseen items (exact; -1 pads)."""
+    b, n = len(u), len(v)
+    k = min(k, n)
+    best_idx = np.full((b, 0), -1, dtype=np.int64)
+    best_val = np.full((b, 0), -np.inf, dtype=np.float32)
+    r, c = seen_pairs(rows)
+    for start in range(0, n, _ITEM_BLOCK):
+        stop = min(start + _ITEM_BLOCK, n)
+        s = u @ v[start:stop].T
+        inside = (c >= start) & (c < stop)
+        s[r[inside], c[inside] - start] = -np.inf
+        kk = min(k, stop - start)
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < stop - start else \
+            np.broadcast_to(np.arange(stop - start), (b, stop - start))
+        best_idx = np.concatenate([best_idx, part + start], axis=1)
+        best_val = np.concatenate([best_val, np.take_along_axis(s, part, axis=1)], axis=1)
+        if best_idx.shape[1] > k:
+            keep = np.argpartition(-best_val, k - 1, axis=1)[:, :k]
+            best_idx = np.take_along_axis(best_idx, keep, axis=1)
+            best_val = np.take_along_axis(best_val, keep, axis=1)
+    best_idx[~np.isfinite(best_val)] = -1
+    return best_idx
+
+
+class EmbeddingSource:
+    """Candidate-only view of an :class:`~recsys.models.base.EmbeddingRecommender` for one batch.
+
+    Parameters
+    ----------
+    model : EmbeddingRecommender, fitted
+    users : (b,) int, dense user indices (unknown users: -1)
+    rows : CSR (b, n_items), the users' interactions (seen items; unknown users are folded in
+        from them and must have at least one)
+    moments : (s, G) from :func:`item_moments` of the model's item vectors (cached by the caller)
+    index : VectorIndex, optional; approximate top-k over the model's item vectors
+    """
+
+    def __init__(self, model: EmbeddingRecommender, users: np.ndarray, rows: sp.csr_matrix,
+                 moments: tuple[np.ndarray, np.ndarray], index=None) -> None:
+        known = (users >= 0) & (users < model.n_users_)
+        d = model._item_vectors().shape[1]
+        u = np.empty((len(users), d), dtype=np.float32)
+        if known.any():
+            u[known] = model._user_vectors()[users[known]]
+        if not known.all():
+            u[~known] = model._new_user_vectors(rows[np.flatnonzero(~known)])
+        self.model, self.u, self.rows, self.moments, self.index = model, u, rows, moments, index
+
+    def top_k(self, k: int) -> np.ndarray:
+        """(b, k) the top-``k`` unseen items per user (-1 pads)."""
+        if self.index is not None:
+            return self.index.search(self.u, k, exclude=self.rows)[0]
+        return _exact_top_k(self.u, self.model._item_vectors(), k, self.rows)
+
+    def pairs(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """(m,) scores of pairs (batch row ``r``, item ``c``)."""
+        v = self.model._item_vectors()
+        return np.einsum("ij,ij->i", self.u[r], v[c]).astype(np.float32)
+
+    def row_stats(self) -> RowStats:
+        s, g = self.moments
+        u = self.u.astype(np.float64)
+        total, squares = u @ s, np.einsum("bi,ij,bj->b", u, g, u)
+        r, c = seen_pairs(self.rows)
+        seen = np.einsum("ij,ij->i", u[r], self.model._item_vectors()[c].astype(np.float64))
+        b = len(u)
+        total -= np.bincount(r, weights=seen, minlength=b)
+        squares -= np.bincount(r, weights=seen * seen, minlength=b)
+        return _stats(total, squares, self.model.n_items_ - np.diff(self.rows.indptr))
+
+
+class SparseSource:
+    """Candidate-only view of a component whose score rows are sparse (item-kNN: history @ S)."""
+
+    def __init__(self, model: Recommender, users: np.ndarray, rows: sp.csr_matrix) -> None:
+        p = sp.csr_matrix(model._matrix(rows) @ model.similarity_, dtype=np.float32)
+        p.sort_indices()
+        # seen items leave the row (the dense path sets them to -inf and excludes them)
+        r, c = seen_pairs(rows)
+        mask = sp.csr_matrix((np.ones(len(r), bool), (r, c)), shape=p.shape)
+        p = p - p.multiply(mask)
+        p.eliminate_zeros()
+        self.p, self.rows, self.n_items = p.tocsr(), rows, model.n_items_
+
+    def top_k(self, k: int) -> np.ndarray:
+        """(b, k) the top-``k`` unseen items with a non-zero score per user (-1 pads): items the
+        neighbourhoods never reach score 0 and are not retrieved."""
+        p = self.p
+        out = np.full((p.shape[0], k), -1, dtype=np.int64)
+        for i in range(p.shape[0]):
+            a, b = p.indptr[i], p.indptr[i + 1]
+            if b == a:
+                continue
+            vals, idx = p.data[a:b], p.indices[a:b]
+            kk = min(k, b - a)
+            sel = np.argpartition(-vals, kk - 1)[:kk] if kk < b - a else np.arange(b - a)
+            out[i, :kk] = idx[sel]
+        return out
+
+    def pairs(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        if not len(r):
+            return np.zeros(0, np.float32)
+        return np.asarray(self.p[r, c], dtype=np.float32).ravel()
+
+    def row_stats(self) -> RowStats:
+        b = self.p.shape[0]
+        r = np.repeat(np.arange(b), np.diff(self.p.indptr))
+        d = self.p.data.astype(np.float64)
+        return _stats(np.bincount(r, weights=d, minlength=b), np.bincount(r, weights=d * d, minlength=b),
+                      self.n_items - np.diff(self.rows.indptr))
+
+
+def source_for(model: Recommender, users: np.ndarray, rows: sp.csr_matrix, cache: dict, index=None):
+    """The candidate-only view of ``model`` for a batch; ``cache`` keeps each embedding model's item
+    moments next to the item-vector array they came from, so a refit or a grown catalog (a new
+    array) recomputes them."""
+    if isinstance(model, EmbeddingRecommender):
+        vectors = model._item_vectors()
+        hit = cache.get(id(model))
+        if hit is None or hit[0] is not vectors:
+            hit = cache[id(model)] = (vectors, item_moments(vectors))
+        return EmbeddingSource(model, users, rows, hit[1], index)
+    if hasattr(model, "similarity_") and hasattr(model, "_matrix"):
+        return SparseSource(model, users, rows)
+    raise TypeError(f"{type(model).__name__} has no candidate-only scoring")
+
+
+def union_pairs(parts: list[tuple[np.ndarray, np.ndarray]], rows: sp.csr_matrix, n_items: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (batch row, item) pairs of ``parts`` minus the seen ones, row-major and sorted by
+    item within a row (the order of ``np.nonzero`` on a dense candidate mask)."""
+    keys = [r.astype(np.int64) * n_items + c for r, c in parts if len(r)]
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    k = np.unique(np.concatenate(keys))
+    sr, sc = seen_pairs(rows)
+    k = k[~np.isin(k, sr * n_items + sc)]
+    return k // n_items, k % n_items
+
+
+def top_pairs(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(batch row, item) of the valid entries (>= 0) of a (b, k) index block."""
+    r, j = np.nonzero(idx >= 0)
+    return r, idx[r, j]
