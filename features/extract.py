@@ -155,7 +155,8 @@ class FileFeatures:
         Container duration (decoded length when the header has none).
     info : dict
         JSON-ready details: ``container``, ``fps``, ``size`` ([w, h]), ``n_frames`` (sampled),
-        ``frame_timestamps``, ``video_codec``, ``audio_codec``, ``audio_source``,
+        ``frame_timestamps``, ``video_codec``, ``audio_codec`` (of ``audio_source``), ``audio_source``
+        (the file the audio block came from: ``audio_path`` when given, whatever the video holds),
         ``audio_duration_s``, ``audio_decode_errors``, ``audio_error`` (only when the audio
         failed), ``seconds`` (time per stage).
     """
@@ -226,7 +227,7 @@ def extract_file(
         "n_frames": 0,
         "frame_timestamps": [],
         "video_codec": meta.video_codec,
-        "audio_codec": meta.audio_codec,
+        "audio_codec": meta.audio_codec if audio_path is None else None,  # set from the track decoded
         "audio_source": None,
         "seconds": seconds,
     }
@@ -282,6 +283,7 @@ def extract_file(
             log.warning("audio of %s left out, video kept: %s", path, e)
         else:
             seconds["decode_audio"] = time.perf_counter() - t
+            info["audio_codec"] = track.codec  # of the file the audio came from (audio_path wins)
             info["audio_duration_s"] = round(track.duration_s, 4)
             info["audio_decode_errors"] = track.n_decode_errors
             t = time.perf_counter()

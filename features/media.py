@@ -141,6 +141,8 @@ class AudioTrack:
         Of the stream before resampling.
     n_decode_errors : int
         Packets FFmpeg could not decode and that were skipped (the rest of the stream was kept).
+    codec : str or None
+        FFmpeg name of the stream's codec (``aac``, ``pcm_s16le``, ...).
     """
 
     wave: np.ndarray
@@ -150,6 +152,7 @@ class AudioTrack:
     source_sample_rate: int
     source_channels: int
     n_decode_errors: int = 0
+    codec: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -691,6 +694,7 @@ def decode_audio(
             pass
         src_sr = int(stream.codec_context.sample_rate or stream.rate or 0)
         src_ch = int(stream.codec_context.channels or 0)
+        codec = getattr(stream.codec_context, "name", None)
         declared = _stream_duration(stream)
         if not math.isfinite(declared):
             declared = _container_duration(container)
@@ -751,6 +755,7 @@ def decode_audio(
         source_sample_rate=src_sr,
         source_channels=src_ch,
         n_decode_errors=n_errors,
+        codec=codec,
     )
 
 

@@ -130,49 +130,110 @@ def write_report(directory: str | Path, results: Sequence[EvalResult], k: int, e
     return paths
 
 
+#: What each recall@k panel ranks, and why it can be empty.
+_PANELS = {
+    "all": ("all items", "no test users (no held-out interactions)"),
+    "warm": ("warm items", "no warm items in test\n(every held-out item is new to training)"),
+    "cold": ("cold items", "no cold items in test\n(every held-out item was seen in training)"),
+    "cold_only": ("cold items ranked alone", "no cold items in test\n(every held-out item was seen in training)"),
+}
+
+
 def plot_results(directory: Path, results: Sequence[EvalResult]) -> list[Path]:
-    """Recall@k curves (all and per segment) and ROC curves of pooled scores."""
+    """Write ``recall_at_k.png`` (:func:`recall_figure`) and ``roc.png`` (:func:`roc_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = []
-    segs = [s for s in ("all", "warm", "cold", "cold_only") if any(s in r.recall_curve for r in results)]
-    fig, axes = plt.subplots(1, len(segs), figsize=(4.5 * len(segs), 3.6), squeeze=False)
+    for name, fig in (("recall_at_k.png", recall_figure(results)), ("roc.png", roc_figure(results))):
+        p = Path(directory) / name
+        # "tight" keeps the legend, which sits outside the axes so that it never hides a curve
+        fig.savefig(p, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        out.append(p)
+    return out
+
+
+def recall_figure(results: Sequence[EvalResult]):
+    """Recall@k curves, one panel per evaluated segment (all, warm, cold, cold ranked alone).
+
+    A panel without a curve says why in its middle (``no cold items in test`` ...). The k axis has
+    integer ticks; one legend for all panels sits right of them, outside every axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    segs = [s for s in _PANELS if any(s in r.recall_curve for r in results)] or ["all"]
+    fig, axes = plt.subplots(1, len(segs), figsize=(4.2 * len(segs), 3.6), squeeze=False)
+    handles: dict[str, Any] = {}
+    # every panel spans the same k (1..largest cut-off), so empty ones line up with the others
+    kmax = max((len(c) for r in results for c in r.recall_curve.values()), default=1)
     for ax, s in zip(axes[0], segs):
+        what, empty = _PANELS[s]
         for r in results:
             c = r.recall_curve.get(s)
             if c is not None and np.isfinite(c).any():
-                ax.plot(np.arange(1, len(c) + 1), c, label=r.model)
-        ax.set_title(f"recall@k ({s} items)")
+                (line,) = ax.plot(np.arange(1, len(c) + 1), c, label=r.model, marker="o" if len(c) <= 3 else None)
+                handles.setdefault(r.model, line)
+        ax.set_title(f"recall@k ({what})")
         ax.set_xlabel("k")
         ax.set_ylabel("recall")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+        if kmax == 1:  # a single cut-off: one tick, the point in the middle
+            ax.set_xlim(0.5, 1.5)
+            ax.set_xticks([1])
+        else:
+            ax.set_xlim(1, kmax)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.lines:
+            ax.grid(alpha=0.3)
+        else:
+            ax.set_ylim(0, 1)
+            ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="0.35")
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=8, frameon=False, title="model")
     fig.tight_layout()
-    p = directory / "recall_at_k.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    out.append(p)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+
+def roc_figure(results: Sequence[EvalResult]):
+    """ROC curves of pooled scores (negatives sampled for the plot; the AUCs in the legend are exact).
+
+    The legend sits right of the axes; without any pooled scores the panel says why.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))  # room for the legend right of a square plot
     for r in results:
         if r.roc_sample is None or not len(r.roc_sample[0]) or not len(r.roc_sample[1]):
             continue
         fpr, tpr = roc_curve(*r.roc_sample)
         ax.plot(fpr, tpr, label=f"{r.model} (AUC {r.segments['all'].get('auc', float('nan')):.3f})")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="_chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC, pooled scores\n(negatives sampled for the plot; AUC in legend is exact)", fontsize=9)
-    ax.legend(fontsize=8)
+    if len(ax.lines) > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    else:
+        no_users = all(r.segments.get("all", {}).get("users", 0) == 0 for r in results)
+        why = ("no test users (no held-out interactions)" if no_users
+               else "no pooled scores: evaluated without AUC\nor without sampled negatives")
+        ax.text(0.5, 0.62, why, ha="center", va="center", transform=ax.transAxes, color="0.35")
     fig.tight_layout()
-    p = directory / "roc.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    out.append(p)
-    return out
+    return fig
 
 
 def roc_curve(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

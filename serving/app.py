@@ -152,6 +152,8 @@ class SimilarItemsOut(BaseModel):
     item_id: str
     by: SimilarBy = Field(description="the space the similarity was measured in (the default depends on the bundle)")
     items: list[ScoredItem]
+    n_candidates: int = Field(description="items with a vector in that space (by=video: items with video), the "
+                                          "item itself excluded: the most `items` can hold")
 
 
 class SearchItem(BaseModel):

@@ -128,9 +128,10 @@ class SearchService:
         ConfigError        the bundle cannot extract features, or lacks the ``by`` block (HTTP 409)
         """
         from features.extract import ExtractorConfig, extract_file
+        from features.fusion import modality_vectors
         from recsys.explain import MODALITY_BLOCKS
         from recsys.models.base import top_n
-        from recsys.models.content import l2_rows, media_mean, unit_rows
+        from recsys.models.content import l2_rows
 
         if by not in BY_MEDIA:
             raise ConfigError(f"by must be one of {BY_MEDIA}, got {by!r}")
@@ -150,16 +151,16 @@ class SearchService:
                 cols = _media_columns(b.fusion)  # a clip has no words: compare what it has
                 items, vec = l2_rows(feats.fused[:, cols]), l2_rows(q.fused[:, cols])[0]
             else:
-                name = next((x for x in MODALITY_BLOCKS[by] if x in feats.blocks), None)
-                if name is None:
+                names = [x for x in MODALITY_BLOCKS[by] if x in feats.blocks]
+                if not names:
                     raise ConfigError(f"this bundle has no {by} block (blocks: {sorted(feats.blocks)})")
-                if not q.mask_of(name)[0]:
+                if not q.mask_of(names[0])[0]:
                     raise MediaDecodeError(path, f"the clip has no {by} track")
-                has = feats.mask_of(name)
-                centre = media_mean(feats.blocks[name], has)  # centred like similar_items' vectors
-                items = unit_rows(feats.blocks[name], has, centre)
-                vec = unit_rows(q.blocks[name], np.ones(1, bool), centre)[0]
-            idx, vals = top_n((items @ vec)[None, :].astype(np.float32), n)
+                # standardised like similar_items' vectors; items without the modality are no candidates
+                items, has = modality_vectors(feats, names, b.fusion)
+                vec = modality_vectors(q, names, b.fusion, reference=feats)[0][0]
+            sims = (items @ vec) if by == "fused" else np.where(has, items @ vec, -np.inf)
+            idx, vals = top_n(sims[None, :].astype(np.float32), n)
             out = s._items_out(idx[0], vals[0])
         return {"path": path, "by": by, "has_audio": bool(ff.has_audio), "has_video": bool(ff.has_video),
                 "items": out}

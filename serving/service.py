@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import BundleError, ConfigError, DataError, MediaDecodeError, UnknownIdError
-from recsys.models.content import l2_rows, media_mean, unit_rows
+from recsys.models.content import l2_rows
 from serving.bundle import Bundle
 from serving.registry import RegistrationLog
 
@@ -64,7 +64,7 @@ class RecommendationService:
         self.registry = registry
         self.n_registered = 0
         self._lock = threading.Lock()
-        self._unit_cache: dict[str, np.ndarray] = {}
+        self._unit_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ ids
     @property
@@ -118,8 +118,13 @@ class RecommendationService:
             return {"items": self._items_out(rec, scores), "unknown_items": unknown, "n_history": int(ok.sum())}
 
     # ------------------------------------------------------------------ similar items
-    def _unit_rows(self, by: str) -> np.ndarray:
-        """L2-normalised item vectors for ``by`` (cached; the cache is dropped when items are added)."""
+    def _unit_rows(self, by: str) -> tuple[np.ndarray, np.ndarray]:
+        """Unit item vectors for ``by`` and which items have one (cached; dropped when items are added).
+
+        Returns ``(unit (n_items, d) float32, has (n_items,) bool)``. ``has`` is False for items
+        without the space's media (by=audio: no audio) or without CF factors (no interactions):
+        they are not candidates, rather than ties at 0.0.
+        """
         if by in self._unit_cache:
             return self._unit_cache[by]
         if by == "cf":
@@ -127,6 +132,7 @@ class RecommendationService:
             if not hasattr(comp, "item_factors_"):
                 raise ConfigError(f"the {self.model.name} model has no item factors; use by=fused|audio|video")
             unit = l2_rows(comp.item_factors_)
+            has = np.linalg.norm(unit, axis=1) > 0
         else:
             feats = self.bundle.item_features
             if feats is None:
@@ -135,15 +141,18 @@ class RecommendationService:
                 if feats.fused is None:
                     raise ConfigError("this bundle's features have no fused matrix")
                 unit = l2_rows(feats.fused)
+                has = feats.mask_of("fused") & (np.linalg.norm(unit, axis=1) > 0)
             else:
-                name = next((b for b in _BY_BLOCKS[by] if b in feats.blocks), None)
-                if name is None:
+                names = [b for b in _BY_BLOCKS[by] if b in feats.blocks]
+                if not names:
                     raise ConfigError(f"this bundle has no {by} block (blocks: {sorted(feats.blocks)})")
-                # centred like the content model's vectors, so cosine measures what differs
-                mask = feats.mask_of(name)
-                unit = unit_rows(feats.blocks[name], mask, media_mean(feats.blocks[name], mask))
-        self._unit_cache[by] = unit
-        return unit
+                from features.fusion import modality_vectors
+
+                # standardised per dimension as in the fused vector: raw blocks mix scales (MFCCs,
+                # kHz, dB) and a few large dimensions would decide every cosine
+                unit, has = modality_vectors(feats, names, self.bundle.fusion)
+        self._unit_cache[by] = (unit, has)
+        return unit, has
 
     def default_similar_by(self) -> str:
         """The space ``similar_items`` uses when none is asked for: fused content when the bundle
@@ -163,6 +172,8 @@ class RecommendationService:
         """The ``n`` items most similar to ``item_id`` by content (fused, audio, video) or CF factors.
 
         ``by=None`` takes :meth:`default_similar_by`; the answer's ``by`` says which space was used.
+        Only items that have a vector in that space are candidates (by=video: items with video), so
+        the list is shorter than ``n`` when fewer exist; ``n_candidates`` says how many there are.
         """
         if by is None:
             by = self.default_similar_by()
@@ -172,15 +183,16 @@ class RecommendationService:
             i = self.item_index(item_id)
             if i < 0:
                 raise UnknownIdError(f"unknown item {item_id!r}")
-            x = self._unit_rows(by)
-            if not np.any(x[i]):
+            x, has = self._unit_rows(by)
+            if not has[i]:
                 raise DataError(f"item {item_id!r} has no {by} vector (no such media, or no interactions for cf)")
-            sims = (x @ x[i]).astype(np.float32)
+            sims = np.where(has, x @ x[i], -np.inf).astype(np.float32)
             sims[i] = -np.inf
             from recsys.models.base import top_n
 
             idx, vals = top_n(sims[None, :], n)
-            return {"item_id": item_id, "by": by, "items": self._items_out(idx[0], vals[0])}
+            return {"item_id": item_id, "by": by, "items": self._items_out(idx[0], vals[0]),
+                    "n_candidates": int(has.sum()) - 1}
 
     # ------------------------------------------------------------------ new items
     def resolve_media(self, path: str) -> Path:

@@ -127,16 +127,92 @@ class Catalog:
 
     @classmethod
     def scan(cls, folder: str | Path, extensions: Sequence[str] = MEDIA_EXTENSIONS) -> "Catalog":
-        """Catalog of every media file under ``folder``; item id = relative path without extension."""
+        """Catalog of every media file under ``folder`` (subfolders included).
+
+        Item ids follow the files' paths relative to ``folder`` (``/`` separated), so they are
+        unique by construction:
+
+        - a file whose stem no other file in its folder shares: the relative path without its
+          extension (``clips/frog.mp4`` -> ``clips/frog``);
+        - one video and one audio-only file with the same stem in the same folder
+          (``example.mp4`` + ``example.wav``): ONE item ``example``, the video as ``path`` and the
+          audio file as ``audio_path`` (the video's own track, if any, is then not used);
+        - any other group of files sharing a stem in a folder (``frog.mp4`` + ``frog.webm``, two
+          audio files, a video with two audio files): one item per file, each id keeping its
+          extension (``frog.mp4``, ``frog.webm``), whichever order the files were added in.
+
+        Every pairing and every id that keeps its extension is named in one ``UserWarning``; write
+        a catalog CSV (``item_id,path[,audio_path]``) to choose otherwise.
+
+        Parameters
+        ----------
+        folder : path
+        extensions : sequence of str
+            File extensions taken as media (case-insensitive); audio-only ones are those in
+            :data:`AUDIO_EXTENSIONS`.
+
+        Raises
+        ------
+        DataError
+            ``folder`` is not a folder, holds no media file, or two files would still get the
+            same id (``a.mp4`` beside ``a.mp4.wav``, say).
+        """
+        import warnings
+
         folder = Path(folder)
         if not folder.is_dir():
-            raise DataError(f"{folder} is not a folder")
+            what = "a file, not a folder: pass a catalog CSV as a file" if folder.is_file() else "not a folder"
+            raise DataError(f"{folder} is {what}")
         exts = {e.lower() for e in extensions}
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
         if not files:
             raise DataError(f"no media files ({', '.join(sorted(exts))}) found under {folder}")
-        ids = [p.relative_to(folder).with_suffix("").as_posix() for p in files]
-        return cls(np.asarray(ids, dtype=object), files)
+        groups: dict[str, list[Path]] = {}
+        for f in files:
+            groups.setdefault(f.relative_to(folder).with_suffix("").as_posix(), []).append(f)
+        ids: list[str] = []
+        paths: list[Path] = []
+        audio: list[Path | None] = []
+        paired: list[str] = []
+        kept_ext: list[str] = []
+        for stem, group in groups.items():
+            if len(group) == 1:
+                ids.append(stem)
+                paths.append(group[0])
+                audio.append(None)
+                continue
+            sounds = [f for f in group if f.suffix.lower() in AUDIO_EXTENSIONS]
+            if len(group) == 2 and len(sounds) == 1:  # a picture and its soundtrack
+                video = next(f for f in group if f not in sounds)
+                ids.append(stem)
+                paths.append(video)
+                audio.append(sounds[0])
+                paired.append(f"{stem} = {video.name} + {sounds[0].name}")
+                continue
+            for f in group:
+                ids.append(f"{stem}{f.suffix}")
+                paths.append(f)
+                audio.append(None)
+            kept_ext.append(", ".join(f"{stem}{f.suffix}" for f in group))
+        uniq, counts = np.unique(np.asarray(ids, dtype=str), return_counts=True)
+        if (counts > 1).any():
+            clash = str(uniq[counts > 1][0])
+            names = [p.relative_to(folder).as_posix() for i, p in zip(ids, paths) if i == clash]
+            raise DataError(
+                f"files under {folder} would share the item id {clash!r}: {', '.join(names)}; "
+                "rename one, or list the items in a catalog CSV (item_id,path[,audio_path])"
+            )
+        notes = []
+        if paired:
+            notes.append(f"{len(paired)} video(s) paired with the same-stem audio file as one item "
+                         f"(video + audio_path): {_some(paired)}")
+        if kept_ext:
+            notes.append(f"{sum(s.count(',') + 1 for s in kept_ext)} files share a name in their folder and "
+                         f"keep their extension in the item id: {_some(kept_ext, sep='; ')}")
+        if notes:
+            warnings.warn(f"scanning {folder}: " + "; ".join(notes) + ". Write a catalog CSV "
+                          "(item_id,path[,audio_path]) to choose other ids or pairs.", UserWarning, stacklevel=2)
+        return cls(np.asarray(ids, dtype=object), paths, audio)  # in the files' sorted order
 
     def to_csv(self, path: str | Path) -> None:
         """Write ``item_id,path[,audio_path]`` plus metadata columns."""
@@ -150,6 +226,12 @@ class Catalog:
             extra = self.metadata.drop([c for c in self.metadata.columns if c in cols])
             df = pl.concat([df, extra], how="horizontal")
         df.write_csv(path)
+
+
+def _some(items: list[str], limit: int = 5, sep: str = ", ") -> str:
+    """The first ``limit`` of ``items`` joined, and how many more there are."""
+    more = f"{sep}... ({len(items) - limit} more)" if len(items) > limit else ""
+    return sep.join(items[:limit]) + more
 
 
 def _resolve(base: Path, p: object) -> Path:

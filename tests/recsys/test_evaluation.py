@@ -106,3 +106,75 @@ def test_real_models_and_report(tmp_path):
     assert data["als"]["recall@10"] == pytest.approx(als["recall@10"])
     assert "| als |" in markdown_table(results, 10)
     assert (tmp_path / "roc.png").stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- plots (issue 16 item 7)
+def _overlaps(a, b) -> bool:
+    """Whether two display-space boxes share area (touching edges do not count)."""
+    return a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1
+
+
+@pytest.fixture()
+def warm_results():
+    """Two models on a split whose held-out items were all seen in training (no cold items in test)."""
+    users, items = np.arange(2), np.arange(6)
+    train = Interactions.from_arrays([0, 0, 0, 1, 1, 1], [0, 1, 3, 2, 4, 5], user_ids=users, item_ids=items)
+    test = Interactions.from_arrays([0, 1], [2, 0], user_ids=train.user_map, item_ids=train.item_map)
+    return [evaluate(m.fit(train), train, test, ks=(2, 5, 10)) for m in (Popularity(), FixedScores())]
+
+
+def test_plots_say_why_a_panel_is_empty_and_keep_legends_off_the_curves(warm_results, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
+
+    from recsys.report import plot_results, recall_figure, roc_figure
+
+    assert warm_results[0].segments["cold"]["users"] == 0
+    fig = recall_figure(warm_results)
+    fig.canvas.draw()
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert set(panels) == {"recall@k (all items)", "recall@k (warm items)", "recall@k (cold items)",
+                           "recall@k (cold items ranked alone)"}
+    for title in ("recall@k (cold items)", "recall@k (cold items ranked alone)"):
+        ax = panels[title]
+        assert not ax.lines and any("no cold items in test" in t.get_text() for t in ax.texts)
+    full = panels["recall@k (all items)"]
+    assert len(full.lines) == 2 and not full.texts
+    for ax in fig.axes:  # k is a count: integer ticks only, 1..10 in view
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert all(lab.lstrip("−-").isdigit() for lab in labels), labels
+    assert full.get_xlim() == (1, 10)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["popularity", "fixed"]
+    box = legend.get_window_extent()
+    assert not any(_overlaps(box, ax.get_window_extent()) for ax in fig.axes)
+    plt.close(fig)
+
+    fig = roc_figure(warm_results)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    legend = ax.get_legend()
+    assert [t.get_text().split(" (")[0] for t in legend.get_texts()] == ["popularity", "fixed"]
+    assert not _overlaps(legend.get_window_extent(), ax.get_window_extent())
+    plt.close(fig)
+
+    no_auc = [evaluate(Popularity().fit(Interactions.from_arrays([0], [0], user_ids=[0], item_ids=np.arange(3))),
+                       Interactions.from_arrays([0], [0], user_ids=[0], item_ids=np.arange(3)),
+                       Interactions.from_arrays([0], [1], user_ids=[0], item_ids=np.arange(3)), ks=(1,), auc=False)]
+    fig = roc_figure(no_auc)
+    assert any("evaluated without AUC" in t.get_text() for t in fig.axes[0].texts) and fig.axes[0].get_legend() is None
+    plt.close(fig)
+    fig = recall_figure(no_auc)  # one cut-off: one tick, k = 1
+    assert all(list(ax.get_xticks()) == [1] for ax in fig.axes)
+    plt.close(fig)
+
+    # the PNGs hold the legends: the saved recall plot is wider than its four panels alone
+    paths = plot_results(tmp_path, warm_results)
+    assert [p.name for p in paths] == ["recall_at_k.png", "roc.png"]
+    width = imread(paths[0]).shape[1]
+    assert width > 4 * 4.2 * 110 * 0.95
