@@ -238,7 +238,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", default="temporal", choices=["temporal", "random", "loo", "cold-item"],
                    help="how to split --log (default temporal)")
     g.add_argument("--test-size", type=float, default=0.2, help="test share of --log (default 0.2)")
-    g.add_argument("--val-size", type=float, default=0.1, help="validation share of --log; 0: no val part (default 0.1)")
+    g.add_argument("--val-size", type=float, default=0.1,
+                   help="validation share of --log; 0: no val part (default 0.1)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random and cold-item splits")
     g.add_argument("--user-col", default=None, help="user id column (default: detected: user_id, user, userid, uid)")
     g.add_argument("--item-col", default=None, help="item id column (default: detected: item_id, item, itemid, iid)")
@@ -455,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="items to list")
     p.add_argument("--user-weight", type=float, default=0.3,
                    help="share of the user's score in the order (0 = relevance only; default 0.3)")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the answer as JSON here (default: not written)")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="also write the answer as JSON here (default: not written)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("tags", help="top tags of every item of a bundle (own words, or predicted from media)")

@@ -113,7 +113,8 @@ def read_log(
     DataError
         Missing file or column (the message lists the file's columns), empty file or header only,
         empty id, unparsable number or date, NaN/infinite or negative weight, unknown event value
-        with ``unknown_events="raise"``, no rows left after unknown events or ``min_weight``. The message names the file, line and column.
+        with ``unknown_events="raise"``, no rows left after unknown events or ``min_weight``. The
+        message names the file, line and column.
     UnknownIdError
         An id outside the given maps with ``unknown="raise"``.
     ConfigError
@@ -154,7 +155,7 @@ def read_log(
         keep = w >= float(min_weight) if keep is None else keep & (w >= float(min_weight))
         if not keep.any():
             raise DataError(
-                f"no rows have weight >= min_weight={min_weight} (largest weight {w.max():g})",
+                f"no rows have weight >= min_weight={min_weight} (avrec: --min-rating; largest weight {w.max():g})",
                 path=str(path),
                 column=weight or event,
             )
@@ -222,10 +223,11 @@ def _map_events(df, column: str, mapping: dict[str, float], unknown_events, path
     listed = [f"{v!r} ({n})" for v, n in counts.iter_rows()]
     n_rows = int(unknown.sum())
     drop = unknown_events == "drop"
+    more = f" and {len(listed) - 10} more" if len(listed) > 10 else ""
     _log.warning(
         "%s: column %r: %d row(s) have events the event weights (%s) do not list: %s; %s. Map them with "
         "event_weights= (avrec: --event-weights %s,%s=W)%s",
-        path, column, n_rows, known, ", ".join(listed[:10]) + (f" and {len(listed) - 10} more" if len(listed) > 10 else ""),
+        path, column, n_rows, known, ", ".join(listed[:10]) + more,
         "those rows are dropped" if drop else f"those rows get weight {float(unknown_events):g}",
         known, counts.item(0, 0),
         ", or keep them with unknown_events=W (--unknown-events W)" if drop else "",

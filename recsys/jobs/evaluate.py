@@ -148,7 +148,7 @@ def check_run_arguments(
     ------
     ConfigError
         An unknown model (the message lists the registered ones), a setting a model lacks or of the
-        wrong type, a tuned model that is not evaluated or has no search space, an unknown metric,
+        wrong type, a setting of a model that is not evaluated, a tuned model that is not evaluated or has no search space, an unknown metric,
         protocol or engine, a cut-off or trial count below 1, an output path that cannot be written.
     """
     from recsys.evaluation import RANKING_METRICS
@@ -161,9 +161,14 @@ def check_run_arguments(
     if not ks or min(ks) < 1:
         raise ConfigError(f"--k needs cut-offs >= 1, got {list(ks)}")
     check_params(params or {})
+    for name in params or {}:  # settings of a model that is not evaluated would be ignored without a word
+        if name not in models:
+            raise ConfigError(f"--param {name}.*: {name} is not evaluated (--models {','.join(models)}); "
+                              "add it to --models or drop the setting")
     for name in tune_models:
         if name not in models:
-            raise ConfigError(f"--tune {name}: {name} is not evaluated (--models {','.join(models)}); add it to --models")
+            raise ConfigError(f"--tune {name}: {name} is not evaluated (--models {','.join(models)}); "
+                              "add it to --models")
         if name not in SEARCH_SPACES:
             raise ConfigError(f"--tune {name}: no search space for {name}; tunable models: {', '.join(SEARCH_SPACES)}")
     checks.at_least(n_trials, "--trials", 1)

@@ -72,7 +72,8 @@ def parse_fusion_weights(text: str) -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise ConfigError(f"--fusion-weights expects name=weight,... (e.g. audio=1,video=0.5); got {text!r}") from None
+            raise ConfigError(f"--fusion-weights expects name=weight,... (e.g. audio=1,video=0.5); "
+                              f"got {text!r}") from None
         checks.at_least(out[name.strip()], f"--fusion-weights {name.strip()}", 0.0)
     if not out:
         raise ConfigError(f"--fusion-weights expects name=weight,... (e.g. audio=1,video=0.5); got {text!r}")

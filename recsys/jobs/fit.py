@@ -1,9 +1,9 @@
 """The ``avrec fit`` job: check -> load -> fit -> save a bundle; and :func:`fit_model`, the fit every job uses.
 
 :func:`fit_bundle` first runs :func:`check_fit` (model name, settings, the bundle path, the inputs,
-the features the model needs: nothing is read or fitted before they pass), then reads its data through :func:`recsys.jobs.load.load_data` (the load step
-``avrec evaluate`` shares) and writes with :func:`serving.bundle.save_bundle`, which only saves,
-loads and verifies.
+the features the model needs: nothing is read or fitted before they pass), then reads its data
+through :func:`recsys.jobs.load.load_data` (the load step ``avrec evaluate`` shares) and writes with
+:func:`serving.bundle.save_bundle`, which only saves, loads and verifies.
 """
 
 from __future__ import annotations

@@ -83,6 +83,9 @@ class LogSpec:
                                   f"{', '.join(named)} do not apply")
         if self.event_weights is not None:
             check_event_weights(self.event_weights, "--event-weights")
+            if remote:  # Spark reads such a log with a weight column; nothing here maps its events
+                raise ConfigError(f"--event-weights needs a log file read on this machine; {self.path} is read by "
+                                  "Spark (name a numeric column with --weight-col instead)")
             if self.event is not None and self.event.strip().lower() == OFF:
                 raise ConfigError("--event-weights maps an event column, but --event-col none turns it off")
             if self.weight is not None and self.weight.strip().lower() != OFF:

@@ -108,6 +108,7 @@ REFUSALS = [
     # parameters and numbers
     ("fit --log LOG --model als --param itemknn.k=5 --out OUT", ["--param itemknn", "--model als only"]),
     ("evaluate --log LOG --models als --param als.nosuch=1", ["als has no setting 'nosuch'"]),
+    ("evaluate --log LOG --models als --param itemknn.k=5", ["--param itemknn", "not evaluated"]),
     ("evaluate --log LOG --models popularity --tune", ["--tune als", "not evaluated"]),
     ("evaluate --log LOG --models popularity --tune popularity", ["no search space", "als, itemknn, userknn"]),
     ("evaluate --log LOG --tune --val-size 0", ["--tune", "--val-size > 0"]),
@@ -130,7 +131,8 @@ REFUSALS = [
      ["--param als.factors", "expected an integer"]),
     ("fit --log LOG --model itemknn --engine spark --out OUT", ["--engine spark fits ALS only"]),
     # event mapping (item 5)
-    ("evaluate --log EVENTS --split random --event-weights view:1", ["--event-weights", "'view:1' is not event=weight"]),
+    ("evaluate --log EVENTS --split random --event-weights view:1",
+     ["--event-weights", "'view:1' is not event=weight"]),
     ("evaluate --log EVENTS --split random --event-weights view=x", ["--event-weights", "must be a number"]),
     ("evaluate --log EVENTS --split random --event-weights view=-1", ["--event-weights", ">= 0"]),
     ("info --log EVENTS --split random --event-weights view=1,view=2", ["--event-weights names 'view' twice"]),
