@@ -1,14 +1,18 @@
 """The ``avrec`` command: a thin parser over the jobs (:mod:`recsys.jobs`).
 
 Each command parses its arguments, calls one job (or one library entry point: the demo data
-generator, the SSL trainer, the HTTP server) and formats the result. Heavy imports happen inside
-the command functions so ``avrec --help`` starts fast.
+generator, the HTTP server) and formats the result. Every job checks its arguments before it reads
+or fits anything (``check_*`` in :mod:`recsys.jobs`), so a typo costs nothing. Heavy imports happen
+inside the command functions so ``avrec --help`` starts fast. Every option has help text with its
+default; ``tests/recsys/test_cli_help.py`` checks that, and that README.md's summary names every
+option of the parser.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -45,8 +49,10 @@ def default_cache_dir() -> Path:
 # Each command parses its options into plain values, calls one job (recsys.jobs) or one library
 # entry point, and prints the result.
 def cmd_demo_data(args: argparse.Namespace) -> int:
+    from recsys.jobs.demo import check_demo_catalog
     from recsys.synthetic import generate_demo_catalog
 
+    check_demo_catalog(args.out, args.items, args.users, args.workers)
     cat = generate_demo_catalog(args.out, n_items=args.items, n_users=args.users, seed=args.seed,
                                 workers=args.workers)
     print(f"demo catalog written to {Path(args.out).resolve()}")
@@ -73,31 +79,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _log_spec(args: argparse.Namespace):
-    from recsys.jobs.load import LogSpec
+    from recsys.jobs.load import LogSpec, parse_event_weights, parse_unknown_events
 
     if args.log is None:
         return None
     return LogSpec(path=args.log, user=args.user_col, item=args.item_col, timestamp=args.time_col,
                    weight=args.weight_col, event=args.event_col, movielens=args.movielens,
-                   min_rating=args.min_rating)
+                   min_rating=args.min_rating,
+                   event_weights=None if args.event_weights is None else parse_event_weights(args.event_weights),
+                   unknown_events=parse_unknown_events(args.unknown_events))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import report
-    from recsys.jobs.evaluate import load_eval_data, run_evaluation
+    from recsys.jobs.evaluate import check_evaluate, load_eval_data, run_evaluation, tuned_models
     from recsys.models.params import parse_params
 
     params = parse_params(args.param)  # before the data: a typo should not cost a load
+    log = _log_spec(args)
+    tune_models = tuned_models(args.tune, args.models)
+    models = check_evaluate(args.dataset, log, args.models, split=args.split, test_size=args.test_size,
+                            val_size=args.val_size, features=args.features, ks=args.k, params=params,
+                            tune_models=tune_models, n_trials=args.trials, tune_metric=args.tune_metric,
+                            report_dir=args.report, json_out=args.json, engine=args.engine, protocol=args.protocol)
     console = report.make_console()
-    data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size,
+    data = load_eval_data(args.dataset, log, args.split, args.test_size, args.val_size,
                           args.seed, args.features)
     s = data.info
     console.print(f"[bold]{data.name}[/]: {s['users']} users x {s['items']} items; "
                   + ", ".join(f"{p} {s[p]['interactions']}" for p in ("train", "val", "test") if p in s)
                   + f"; cold test items {s['test']['cold_items']} ({s['test']['cold_interactions']} interactions)")
-    tune_models = args.models if args.tune == ["all"] else (args.tune or [])
     results, _ = run_evaluation(
-        data, args.models, args.k, params, tune_models, args.trials, args.tune_metric,
+        data, models, args.k, params, tune_models, args.trials, args.tune_metric,
         args.report, args.json, log=lambda m: console.print(m, markup=False), seed=args.seed,
         engine=args.engine, spark_master=args.spark_master, protocol=args.protocol,
     )
@@ -115,18 +128,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from features.extract import ExtractorConfig
     from features.fusion import FusionConfig
-    from recsys.jobs.extract import extract_features, read_catalog
+    from recsys.jobs.extract import check_extract, extract_features, parse_fusion_weights, read_catalog
 
-    catalog = read_catalog(args.catalog)
+    weights = parse_fusion_weights(args.fusion_weights) if args.fusion_weights else None
+    check_extract(args.catalog, args.out, workers=args.workers, fps=args.fps, max_frames=args.max_frames,
+                  frame_size=args.frame_size, fusion=args.fusion, fusion_weights=weights, fusion_dim=args.fusion_dim,
+                  text_dim=args.text_dim, text_model=args.text_model, engine=args.engine)
     config = ExtractorConfig(fps=args.fps, max_frames=args.max_frames, frame_size=args.frame_size,
                              cnn=not args.no_cnn, weights=args.weights, backbone=args.backbone)
-    weights = None
-    if args.fusion_weights:
-        try:
-            weights = {k.strip(): float(v) for k, v in (p.split("=") for p in args.fusion_weights.split(","))}
-        except ValueError:
-            raise ConfigError(f"--fusion-weights expects name=value,...; got {args.fusion_weights!r}") from None
     fusion = FusionConfig(method=args.fusion, weights=weights, dim=args.fusion_dim)
+    catalog = read_catalog(args.catalog)
     cols = [c.strip() for c in args.text_cols.split(",") if c.strip()] if args.text_cols else None
     report = extract_features(catalog, args.out, config, fusion, workers=args.workers, progress=not args.quiet,
                               retry_failed=args.retry_failed, engine=args.engine, spark_master=args.spark_master,
@@ -136,10 +147,10 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_train_encoders(args: argparse.Namespace) -> int:
-    from training.encoders import train_encoders
+    from recsys.jobs.encoders import run_train_encoders
 
-    report = train_encoders(args.features, args.catalog, args.out or args.features, epochs=args.epochs,
-                            seed=args.seed, device=args.device)
+    report = run_train_encoders(args.features, args.catalog, args.out, epochs=args.epochs, seed=args.seed,
+                                device=args.device)
     print(report.summary())
     return 0
 
@@ -148,7 +159,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from recsys.jobs.fit import fit_bundle
     from recsys.models.params import parse_params
 
-    params = parse_params(args.param).get(args.model, {})
+    all_params = parse_params(args.param)
+    others = sorted(set(all_params) - {args.model})
+    if others:  # a setting of a model this fit does not train would be ignored without a word
+        raise ConfigError(f"--param {others[0]}.*: avrec fit trains --model {args.model} only")
+    params = all_params.get(args.model, {})
     out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
                      params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master)
     print(f"bundle written to {Path(out).resolve()}")
@@ -186,6 +201,11 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from recsys.jobs import checks
+
+    checks.bundle_dir(args.bundle)  # before the HTTP stack is imported
+    if args.media_root is not None:
+        checks.input_dir(args.media_root, "--media-root", "media folder")
     try:
         from serving.app import serve
     except ImportError as exc:  # the HTTP stack is the optional extra avrec[serve]
@@ -199,9 +219,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    from recsys.jobs.evaluate import load_eval_data
+    from recsys.jobs.evaluate import check_eval_data, load_eval_data
 
-    data = load_eval_data(args.dataset, _log_spec(args), args.split, args.test_size, args.val_size, args.seed)
+    log = _log_spec(args)
+    check_eval_data(args.dataset, log, args.split, args.test_size, args.val_size)
+    data = load_eval_data(args.dataset, log, args.split, args.test_size, args.val_size, args.seed)
     print(json.dumps(data.info, indent=2))
     return 0
 
@@ -209,13 +231,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 def _data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (one of --dataset or --log)")
-    g.add_argument("--dataset", metavar="DIR", help="split folder: train.csv, test.csv[, val.csv][, <modality>_feat.npy]")
-    g.add_argument("--log", metavar="FILE", help="interaction log (CSV/Parquet, or MovieLens with --movielens)")
+    g.add_argument("--dataset", metavar="DIR",
+                   help="split folder: train.csv, test.csv[, val.csv][, <modality>_feat.npy] (required: this or --log)")
+    g.add_argument("--log", metavar="FILE",
+                   help="interaction log (CSV/Parquet, or MovieLens with --movielens) (required: this or --dataset)")
     g.add_argument("--split", default="temporal", choices=["temporal", "random", "loo", "cold-item"],
                    help="how to split --log (default temporal)")
-    g.add_argument("--test-size", type=float, default=0.2, help="test share (default 0.2)")
-    g.add_argument("--val-size", type=float, default=0.1, help="validation share (default 0.1)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--test-size", type=float, default=0.2, help="test share of --log (default 0.2)")
+    g.add_argument("--val-size", type=float, default=0.1,
+                   help="validation share of --log; 0: no val part (default 0.1)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random and cold-item splits")
     g.add_argument("--user-col", default=None, help="user id column (default: detected: user_id, user, userid, uid)")
     g.add_argument("--item-col", default=None, help="item id column (default: detected: item_id, item, itemid, iid)")
     g.add_argument("--time-col", default=None,
@@ -224,8 +249,15 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                    help="confidence column (default: detected: weight, confidence; 'none': every row 1)")
     g.add_argument("--event-col", default=None,
                    help="event-type column mapped to weights (default: detected: event, event_type; 'none': off)")
+    g.add_argument("--event-weights", default=None, metavar="EVENT=W,...",
+                   help="weight of each event value, replacing the defaults as a whole, e.g. view=1,like=3,bookmark=2 "
+                        "(default: {event_weights})")
+    g.add_argument("--unknown-events", default="drop", metavar="drop|raise|W",
+                   help="rows whose event is not in the event weights: drop them, raise an error, or give them "
+                        "weight W; a warning names such events with their counts (default drop)")
     g.add_argument("--movielens", action="store_true", help="--log is a MovieLens u.data / ratings.dat / ratings.csv")
-    g.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as implicit positives")
+    g.add_argument("--min-rating", type=float, default=None,
+                   help="keep rows whose rating (or weight) is >= this as implicit positives (default: every row)")
 
 
 def _engine_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -236,8 +268,63 @@ def _engine_options(p: argparse.ArgumentParser, what: str) -> None:
                    help="Spark master: local[*], spark://host:7077, yarn, k8s://... (default local[*])")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default, and lists registries when help is asked for.
+
+    An option whose help does not state its default gets ``(default: X)`` appended (flags and
+    required options excepted); ``{models}``, ``{tunable}`` and ``{event_weights}`` in a help
+    text become the registered model names (:data:`recsys.models.MODELS`), the tunable ones
+    (:data:`recsys.tuning.SEARCH_SPACES`) and the default event weights
+    (:data:`recsys.data.logs.DEFAULT_EVENT_WEIGHTS`), read only when help is printed (they import
+    numpy/scipy).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        for key, names in _REGISTRIES.items():
+            if key in text:
+                text = text.replace(key, names())
+        if action.option_strings and _shows_default(action) and not re.search(r"\bdefault\b", text):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _model_names() -> str:
+    from recsys.models import MODELS
+
+    return ",".join(MODELS)
+
+
+def _tunable_names() -> str:
+    from recsys.tuning import SEARCH_SPACES
+
+    return ",".join(SEARCH_SPACES)
+
+
+def _default_event_weights() -> str:
+    from recsys.data.logs import DEFAULT_EVENT_WEIGHTS
+    from recsys.jobs.load import format_event_weights
+
+    return format_event_weights(DEFAULT_EVENT_WEIGHTS)
+
+
+#: placeholders of help texts, filled from the registries when help is printed
+_REGISTRIES = {"{models}": _model_names, "{tunable}": _tunable_names, "{event_weights}": _default_event_weights}
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether help should name the default: an optional value option with a default worth stating."""
+    flag = action.nargs == 0  # store_true, help, version: the default is "off"
+    return not (flag or action.required or action.default in (None, argparse.SUPPRESS))
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the full usage is one ``--help`` away)."""
+    """argparse, but a usage error is one line (the full usage is one ``--help`` away), and help
+    shows every option's default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -255,59 +342,66 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded demo catalog")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--cache", default=None, help="demo catalog cache (default $AVREC_CACHE or data/cache)")
-    p.add_argument("--items", type=int, default=300)
-    p.add_argument("--users", type=int, default=1500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--items", type=int, default=300, help="media items of the demo catalog (at least 16)")
+    p.add_argument("--users", type=int, default=1500, help="users of the demo log (at least 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the catalog's hidden tastes and media")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes writing media and extracting features (default: all cores)")
     p.add_argument("--ssl", action="store_true",
                    help="also train the self-supervised encoders and report the with/without-SSL ablation (+2 min)")
     p.add_argument("--ssl-epochs", type=int, default=None, help="epochs of both SSL trainings (default 15/12)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="generate a demo catalog of real media files and logs")
-    p.add_argument("--out", required=True)
-    p.add_argument("--items", type=int, default=300)
-    p.add_argument("--users", type=int, default=1500)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--out", required=True, help="folder to write the catalog, media and logs into")
+    p.add_argument("--items", type=int, default=300, help="media items (at least 16)")
+    p.add_argument("--users", type=int, default=1500, help="users of the log (at least 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the hidden tastes and media")
+    p.add_argument("--workers", type=int, default=None, help="processes writing media (default: all cores)")
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("evaluate", help="fit models and evaluate them with exact full ranking")
     _data_options(p)
-    p.add_argument("--models", type=_names, default=["popularity", "itemknn", "als"],
-                   help="comma-separated: popularity,itemknn,userknn,als,content,bridge,hybrid "
+    p.add_argument("--models", type=_names, default=["popularity", "itemknn", "als"], metavar="MODEL,...",
+                   help="comma-separated, any of {models} (content, bridge and hybrid need --features) "
                         "(default popularity,itemknn,als)")
     p.add_argument("--protocol", choices=["published", "refit"], default="published",
                    help="published (default): every model learns from train only, val chooses settings; "
                         "refit: settings chosen on val, then every model refitted on train+val, test scored once")
-    p.add_argument("--k", type=_ints, default=[10, 20], help="cut-offs (default 10,20)")
+    p.add_argument("--k", type=_ints, default=[10, 20], metavar="K,...", help="cut-offs (default 10,20)")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
-                   help="model parameter, repeatable (e.g. als.factors=256)")
-    p.add_argument("--tune", type=_names, nargs="?", const=["als"], default=None,
-                   help="random search on validation for these models (default als; 'all' for every model)")
-    p.add_argument("--trials", type=int, default=20)
+                   help="model parameter, repeatable (e.g. als.factors=256; default: each model's own)")
+    p.add_argument("--tune", type=_names, nargs="?", const=["als"], default=None, metavar="MODEL,...|all",
+                   help="random search on validation for these models, any of {tunable} (alone: als; 'all': every "
+                        "tunable model of --models; default: no search)")
+    p.add_argument("--trials", type=int, default=20, help="random points per tuned model, besides its defaults")
     p.add_argument("--tune-metric", default=None, help="metric to maximise on val (default ndcg@<max k>)")
-    p.add_argument("--features", default=None, metavar="DIR", help="item features folder (avrec features)")
-    p.add_argument("--json", default=None, metavar="OUT", help="write results JSON here")
-    p.add_argument("--report", default=None, metavar="DIR", help="write results.json, results.md and plots here")
+    p.add_argument("--features", default=None, metavar="DIR",
+                   help="item features folder (avrec features) (default: the --dataset folder's <modality>_feat "
+                        "files, if any)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write results JSON here (default: not written)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write results.json, results.md and plots here (default: not written)")
     _engine_options(p, "ALS fitted by Spark MLlib, ALS/bridge/content evaluated in Spark tasks")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("features", help="extract fused audio+video item features from a media catalog")
     p.add_argument("--catalog", required=True, help="catalog CSV (item_id,path,...) or a folder to scan")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="features folder to write (a re-run resumes it)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
-    p.add_argument("--fps", type=float, default=1.0)
-    p.add_argument("--max-frames", type=int, default=16)
-    p.add_argument("--frame-size", type=int, default=112)
-    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--fps", type=float, default=1.0, help="video frames sampled per second")
+    p.add_argument("--max-frames", type=int, default=16, help="most frames sampled per video")
+    p.add_argument("--frame-size", type=int, default=112, help="side of the square frames the CNN sees, pixels")
+    p.add_argument("--backbone", default="resnet18", help="torchvision image model run on each frame")
     p.add_argument("--weights", default="none", help="none | path to a state_dict | torchvision weights name")
     p.add_argument("--no-cnn", action="store_true", help="hand-crafted video descriptors only")
     p.add_argument("--fusion", default="concat", choices=["concat", "weighted", "pca"],
                    help="how blocks are fused into one vector per item (default concat)")
     p.add_argument("--fusion-weights", default=None, metavar="NAME=W,...",
-                   help="per-block or per-modality weights for --fusion weighted (e.g. audio=1,video=0.5)")
-    p.add_argument("--fusion-dim", type=int, default=None, help="output size for --fusion pca")
+                   help="per-block or per-modality weights for --fusion weighted (e.g. audio=1,video=0.5; "
+                        "default: none)")
+    p.add_argument("--fusion-dim", type=int, default=None,
+                   help="output size for --fusion pca (default 128, capped by the items and the input size)")
     p.add_argument("--retry-failed", action="store_true", help="retry files that failed in an earlier run")
     p.add_argument("--text-cols", default=None, metavar="COL,...",
                    help="catalog text columns joined into the text block (default title,tags,description when present)")
@@ -315,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local sentence-transformers model folder: semantic text encoder (default lexical TF-IDF)")
     p.add_argument("--text-dim", type=int, default=128, help="size of the lexical text block (default 128)")
     p.add_argument("--no-text", action="store_true", help="leave the catalog text out")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _engine_options(p, "files extracted by Spark tasks (mapInPandas), same outputs and cache")
     p.set_defaults(func=cmd_features)
 
@@ -324,27 +418,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, metavar="DIR", help="features folder (avrec features); new blocks are added to it")
     p.add_argument("--catalog", required=True, help="catalog CSV or media folder the features came from")
     p.add_argument("--out", default=None, help="checkpoints folder (default: DIR/ssl inside --features)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of both trainings (default 15/12)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.set_defaults(func=cmd_train_encoders)
 
     p = sub.add_parser("fit", help="fit a model and save it as a bundle for serving")
     _data_options(p)
-    p.add_argument("--model", required=True, type=str.lower, help="popularity, itemknn, userknn, als, content, bridge, hybrid")
-    p.add_argument("--features", default=None, metavar="DIR", help="item features folder (avrec features)")
+    p.add_argument("--model", required=True, type=str.lower, help="one of {models}")
+    p.add_argument("--features", default=None, metavar="DIR",
+                   help="item features folder (avrec features) (default: the --dataset folder's <modality>_feat "
+                        "files, if any)")
     p.add_argument("--param", action="append", default=[], metavar="MODEL.NAME=VALUE",
-                   help="model parameter, repeatable (e.g. als.factors=256)")
+                   help="model parameter, repeatable (e.g. als.factors=256; default: the model's own)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     _engine_options(p, "ALS fitted by Spark MLlib (implicitPrefs), saved in the same bundle format")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("recommend", help="write top-n lists of every (or the listed) user from a bundle")
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, help="bundle folder (avrec fit)")
     p.add_argument("--out", required=True, help="recs.parquet or recs.csv")
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--users", default=None, metavar="FILE", help="user ids: CSV/Parquet with user_id, or one per line")
+    p.add_argument("--n", type=int, default=100, help="items per user")
+    p.add_argument("--users", default=None, metavar="FILE",
+                   help="user ids: CSV/Parquet with user_id, or one per line (default: every user with history)")
     p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
     p.add_argument("--explain", action="store_true",
                    help="add an explanation column (JSON: CF history items, nearest history item per modality)")
@@ -352,30 +449,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("search", help="items of a bundle for a text query, optionally mixed with a user's taste")
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, help="bundle folder (avrec fit --features DIR with text)")
     p.add_argument("--query", required=True, help="words to search for")
-    p.add_argument("--user", default=None, help="user id: blend relevance with this user's recommendation scores")
-    p.add_argument("--n", type=int, default=10)
+    p.add_argument("--user", default=None, help="user id: blend relevance with this user's recommendation scores "
+                                                "(default: relevance only)")
+    p.add_argument("--n", type=int, default=10, help="items to list")
     p.add_argument("--user-weight", type=float, default=0.3,
                    help="share of the user's score in the order (0 = relevance only; default 0.3)")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the answer as JSON here")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="also write the answer as JSON here (default: not written)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("tags", help="top tags of every item of a bundle (own words, or predicted from media)")
-    p.add_argument("--bundle", required=True)
+    p.add_argument("--bundle", required=True, help="bundle folder (avrec fit --features DIR with text)")
     p.add_argument("--out", required=True, help="tags.parquet or tags.csv: item_id, rank, tag, score, own, source")
     p.add_argument("--n", type=int, default=5, help="tags per item (default 5)")
     p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI)")
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--media-root", default=None, metavar="DIR", help="allow POST /items for media files under DIR")
+    p.add_argument("--bundle", required=True, help="bundle folder (avrec fit)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--media-root", default=None, metavar="DIR",
+                   help="allow POST /items for media files under DIR (default: registration off)")
     p.add_argument("--token", default=None,
                    help="bearer token of the write routes (POST /items); default $AVREC_TOKEN (preferred: a "
                         "command line is visible to other users); without one, write routes are off")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-level", default="warning",
+                   help="uvicorn log level: critical, error, warning, info (access log), debug, trace")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="summarise a dataset and its split")
@@ -385,19 +486,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_progress_lines() -> None:
-    """Print avrec's INFO log lines (which columns a log is read with ...) to stdout; warnings
-    reach stderr through Python's default handler."""
+    """Print avrec's INFO log lines (which columns a log is read with ...) to stdout and its
+    warnings (columns not used, unknown events dropped ...) to stderr as ``warning: ...``.
+
+    Both handlers sit on the ``recsys`` logger: once it has a handler, Python's last-resort
+    handler no longer prints warnings, so they need their own.
+    """
     import logging
 
     class StdoutHandler(logging.StreamHandler):
         # whatever sys.stdout is when a line is written (tests and notebooks replace it)
         stream = property(lambda self: sys.stdout, lambda self, value: None)
 
+    class StderrHandler(logging.StreamHandler):
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
     logger = logging.getLogger("recsys")
     if not any(type(h).__name__ == "StdoutHandler" for h in logger.handlers):
         handler = StdoutHandler()
         handler.addFilter(lambda record: record.levelno < logging.WARNING)
         logger.addHandler(handler)
+    if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
+        warn = StderrHandler()
+        warn.setLevel(logging.WARNING)
+        warn.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(warn)
     logger.setLevel(logging.INFO)
 
 

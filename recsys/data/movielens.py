@@ -97,7 +97,7 @@ def read_movielens(
         keep = ratings >= float(min_rating)
         if not keep.any():
             raise DataError(
-                f"no rating is >= min_rating={min_rating} (largest {ratings.max():g})",
+                f"no rating is >= min_rating={min_rating} (avrec: --min-rating; largest rating {ratings.max():g})",
                 path=str(path),
                 column=rating,
             )

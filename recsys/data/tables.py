@@ -24,6 +24,7 @@ def read_table(
     has_header: bool = True,
     new_columns: Sequence[str] | None = None,
     required: Sequence[str] = (),
+    hint: str = "",
 ):
     """Read a CSV or Parquet file into a polars DataFrame; CSV columns stay text (``pl.String``).
 
@@ -40,6 +41,8 @@ def read_table(
         Column names for a headerless file.
     required : sequence of str
         Columns that must be present.
+    hint : str
+        How the caller's user names other columns, added to the missing-column message.
 
     Raises
     ------
@@ -79,8 +82,8 @@ def read_table(
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(
-            f"missing required column(s) {missing}; the file has columns {df.columns}. "
-            "Map your column names with the loader's column arguments.",
+            f"missing required column(s) {missing}; the file has columns {df.columns}"
+            + (f"; {hint}" if hint else ""),
             path=str(path),
         )
     return df

@@ -45,6 +45,39 @@ class _Steps:
         self.console.print(f"  {message} [dim]({time.perf_counter() - self.t0:.1f}s elapsed)[/]")
 
 
+def check_demo_catalog(out: str | Path, n_items: int = 300, n_users: int = 1500, workers: int | None = None,
+                       option: str = "--out") -> None:
+    """The checks of a demo catalog's settings (``avrec demo``, ``avrec demo-data``), before any file is written.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is a file (``option`` names it); ``--items`` below two per hidden cluster,
+        ``--users`` below 2, ``--workers`` below 1.
+    """
+    from recsys.errors import ConfigError
+    from recsys.jobs import checks
+    from recsys.synthetic import DEFAULT_PARAMS
+
+    checks.output_dir(out, option)
+    clusters = DEFAULT_PARAMS["n_clusters"]
+    if not isinstance(n_items, int) or n_items < 2 * clusters:
+        raise ConfigError(f"--items must be >= {2 * clusters} (two items for each of the demo's {clusters} hidden "
+                          f"clusters), got {n_items}")
+    checks.at_least(n_users, "--users", 2, none_ok=False)
+    checks.at_least(workers, "--workers", 1)
+
+
+def check_demo(cache_dir: Path, out_dir: Path, n_items: int = 300, n_users: int = 1500, workers: int | None = None,
+               ssl_epochs: int | None = None) -> None:
+    """Every check of ``avrec demo``, before the catalog is generated: the folders and numbers."""
+    from recsys.jobs import checks
+
+    check_demo_catalog(cache_dir, n_items, n_users, workers, option="--cache")
+    checks.output_dir(out_dir, "--out")
+    checks.at_least(ssl_epochs, "--ssl-epochs", 1)
+
+
 def run_demo(
     cache_dir: Path,
     out_dir: Path,
@@ -58,13 +91,20 @@ def run_demo(
     ssl_epochs: int | None = None,
     console=None,
 ) -> dict[str, Any]:
-    """Run the demo and return its summary (also written to ``out_dir/summary.json``)."""
+    """Run the demo and return its summary (also written to ``out_dir/summary.json``).
+
+    Raises
+    ------
+    ConfigError
+        What :func:`check_demo` refuses, before anything is generated.
+    """
     from recsys import report
     from recsys.data.loaders import read_log
     from recsys.evaluation import evaluate
     from recsys.split import temporal_split
     from recsys.synthetic import ensure_demo_catalog
 
+    check_demo(cache_dir, out_dir, n_items, n_users, workers, ssl_epochs)
     console = console or report.make_console()
     step = _Steps(console)
     out_dir = Path(out_dir)

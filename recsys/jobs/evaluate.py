@@ -1,9 +1,11 @@
-"""The ``avrec evaluate`` job: load -> split -> (tune ->) fit -> evaluate -> report.
+"""The ``avrec evaluate`` job: check -> load -> split -> (tune ->) fit -> evaluate -> report.
 
-:func:`load_eval_data` turns ``--dataset``/``--log`` into a split with aligned item features (an
-:class:`EvalData`); :func:`run_evaluation` fits every model under a named protocol, scores it on
-test and writes the reports. Each takes plain arguments and returns what it produced, so the CLI
-stays a thin parser.
+:func:`check_evaluate` refuses unusable arguments before anything is read (model names, features a
+model needs, a validation part for ``--tune``, paths, numbers); :func:`load_eval_data` turns
+``--dataset``/``--log`` into a split with aligned item features (an :class:`EvalData`);
+:func:`run_evaluation` checks its own arguments and the loaded data before the first fit, then
+fits every model under a named protocol, scores it on test and writes the reports. Each takes
+plain arguments and returns what it produced, so the CLI stays a thin parser.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError
+from recsys.jobs import checks
 from recsys.jobs.fit import fit_model
-from recsys.jobs.load import LogSpec, load_data
-from recsys.split import Split, make_split
+from recsys.jobs.load import LogSpec, check_inputs, load_data
+from recsys.split import SPLITS, Split, make_split
 
 Log = Callable[[str], None]
 
@@ -33,6 +36,156 @@ class EvalData:
     info: dict = field(default_factory=dict)
 
 
+#: the splits that order each user's interactions by time
+TIMED_SPLITS = ("temporal", "loo")
+
+
+def check_evaluate(
+    dataset: str | None = None,
+    log: LogSpec | None = None,
+    models: Sequence[str] = ("popularity", "itemknn", "als"),
+    *,
+    split: str = "temporal",
+    test_size: float = 0.2,
+    val_size: float = 0.1,
+    features: str | None = None,
+    ks: Sequence[int] = (10, 20),
+    params: dict[str, dict[str, Any]] | None = None,
+    tune_models: Sequence[str] = (),
+    n_trials: int = 20,
+    tune_metric: str | None = None,
+    report_dir: str | Path | None = None,
+    json_out: str | Path | None = None,
+    engine: str = "local",
+    protocol: str = "published",
+) -> list[str]:
+    """Every check of ``avrec evaluate``, before any data is loaded or any model fitted.
+
+    Reads nothing but the file system and the log's header line. Arguments as in
+    :func:`load_eval_data` and :func:`run_evaluation`.
+
+    Returns
+    -------
+    list of str
+        ``models``, lower-cased.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model or setting, a model that needs item features without ``--features`` (or
+        feature files in the ``--dataset`` folder), ``--tune``/``--protocol refit`` without a
+        validation part, ``--split temporal``/``loo`` on a log without timestamps, a missing
+        input, an output path that cannot be written, a number out of range.
+    DataError
+        The log's header lacks a column (:meth:`LogSpec.columns`).
+    """
+    models = check_run_arguments(models, ks, params, tune_models, n_trials, tune_metric, report_dir, json_out,
+                                 engine, protocol)
+    check_eval_data(dataset, log, split, test_size, val_size, features)
+    checks.features_available(models, features, dataset, "--models")
+    has_val = val_size > 0 if log is not None else checks.split_part(Path(dataset), "val")
+    if not has_val:
+        need = "--val-size > 0" if log is not None else "a val.csv in the --dataset folder"
+        if tune_models:
+            raise ConfigError(f"--tune chooses settings on a validation part: it needs {need}")
+        if protocol == "refit":
+            raise ConfigError(f"--protocol refit chooses settings on a validation part: it needs {need}")
+    return models
+
+
+def check_eval_data(dataset: str | None = None, log: LogSpec | None = None, split: str = "temporal",
+                    test_size: float = 0.2, val_size: float = 0.1, features: str | None = None) -> None:
+    """The checks of :func:`load_eval_data` (``avrec evaluate`` and ``avrec info``), before anything is read
+    but the log's header: the inputs (:func:`~recsys.jobs.load.check_inputs`), the split's name and
+    shares, timestamps for a split by time.
+
+    Raises
+    ------
+    ConfigError
+    DataError
+        The log's header lacks a column.
+    """
+    check_inputs(dataset, log, features)
+    if log is None:
+        return
+    checks.one_of(split, "--split", SPLITS)
+    checks.within(test_size, "--test-size", 0.0, 1.0, high_open=True)
+    checks.positive(test_size, "--test-size")
+    checks.within(val_size, "--val-size", 0.0, 1.0, high_open=True)
+    if test_size + val_size >= 1:
+        raise ConfigError(f"--test-size + --val-size must be < 1, got {test_size} + {val_size}")
+    if split in TIMED_SPLITS and not log.movielens and log.columns().timestamp is None:
+        raise ConfigError(f"--split {split} orders interactions by time, and {log.path} has no timestamp "
+                          "column: name it with --time-col, or use --split random")
+
+
+def tuned_models(tune: Sequence[str] | None, models: Sequence[str]) -> list[str]:
+    """The models ``--tune`` names: ``["all"]`` -> every model of ``models`` that has a search space."""
+    from recsys.tuning import SEARCH_SPACES
+
+    if not tune:
+        return []
+    if [t.lower() for t in tune] == ["all"]:
+        return [m.lower() for m in models if m.lower() in SEARCH_SPACES]
+    return [t.lower() for t in tune]
+
+
+def check_run_arguments(
+    models: Sequence[str],
+    ks: Sequence[int] = (10, 20),
+    params: dict[str, dict[str, Any]] | None = None,
+    tune_models: Sequence[str] = (),
+    n_trials: int = 20,
+    tune_metric: str | None = None,
+    report_dir: str | Path | None = None,
+    json_out: str | Path | None = None,
+    engine: str = "local",
+    protocol: str = "published",
+) -> list[str]:
+    """The checks of :func:`run_evaluation`'s own arguments (no data needed); ``models`` lower-cased.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model (the message lists the registered ones), a setting a model lacks or of the
+        wrong type, a setting of a model that is not evaluated, a tuned model that is not evaluated or has no search space, an unknown metric,
+        protocol or engine, a cut-off or trial count below 1, an output path that cannot be written.
+    """
+    from recsys.evaluation import RANKING_METRICS
+    from recsys.models.params import check_params
+    from recsys.tuning import SEARCH_SPACES
+
+    models = checks.model_names(models, "--models")
+    if len(set(models)) != len(models):
+        raise ConfigError(f"--models names a model twice: {','.join(models)}")
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k needs cut-offs >= 1, got {list(ks)}")
+    check_params(params or {})
+    for name in params or {}:  # settings of a model that is not evaluated would be ignored without a word
+        if name not in models:
+            raise ConfigError(f"--param {name}.*: {name} is not evaluated (--models {','.join(models)}); "
+                              "add it to --models or drop the setting")
+    for name in tune_models:
+        if name not in models:
+            raise ConfigError(f"--tune {name}: {name} is not evaluated (--models {','.join(models)}); "
+                              "add it to --models")
+        if name not in SEARCH_SPACES:
+            raise ConfigError(f"--tune {name}: no search space for {name}; tunable models: {', '.join(SEARCH_SPACES)}")
+    checks.at_least(n_trials, "--trials", 1)
+    if tune_metric is not None:
+        name, at, k = tune_metric.partition("@")
+        if not at or name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+            raise ConfigError(f"--tune-metric must be <metric>@<k> with a metric from {', '.join(RANKING_METRICS)} "
+                              f"(e.g. ndcg@20), got {tune_metric!r}")
+    checks.one_of(protocol, "--protocol", PROTOCOLS)
+    checks.one_of(engine, "--engine", ("local", "spark"))
+    if json_out is not None:
+        checks.output_file(json_out, "--json")
+    if report_dir is not None:
+        checks.output_dir(report_dir, "--report")
+    return models
+
+
 def load_eval_data(
     dataset: str | None = None,
     log: LogSpec | None = None,
@@ -44,9 +197,10 @@ def load_eval_data(
 ) -> EvalData:
     """A split folder as it is, or a log split by ``split``; features aligned to the train item map.
 
-    Reads through :func:`recsys.jobs.load.load_data` (the load step ``avrec fit`` shares); the
-    split summary is ``info``.
+    Reads through :func:`recsys.jobs.load.load_data` (the load step ``avrec fit`` shares, which
+    checks its inputs first); the split summary is ``info``.
     """
+    check_eval_data(dataset, log, split, test_size, val_size, features)
     loaded = load_data(dataset, log, features)
     if loaded.log is None:
         sp_ = Split(loaded.train, loaded.test, loaded.val, name=f"folder:{loaded.name}")
@@ -88,6 +242,10 @@ def run_evaluation(
     train+val and test is scored once, excluding each user's train+val items. Every result
     records its protocol and the parts it learned from.
 
+    Before the first fit the arguments are checked (:func:`check_run_arguments`) and so is the
+    data: item features for every model that needs them, a validation part for ``tune_models``
+    and ``refit``. ``tune_models`` must be among ``models`` and have a search space.
+
     With ``engine="spark"`` ALS is fitted by Spark MLlib and dot-product models (ALS, bridge,
     content) are evaluated in Spark tasks (same metrics as local to 1e-6); other models are
     fitted and evaluated locally.
@@ -102,12 +260,19 @@ def run_evaluation(
     from recsys.models import make_model
     from recsys.tuning import tune
 
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    models = check_run_arguments(models, ks, params, tune_models, n_trials, tune_metric, report_dir, json_out,
+                                 engine, protocol)
+    tune_models = [t.lower() for t in tune_models]
     params = params or {}
     split = data.split
+    need = checks.needing_features(models)
+    if need and data.item_features is None:
+        raise ConfigError(f"--models {','.join(need)}: {' and '.join(need)} need item features, and the data has "
+                          "none: pass --features DIR (a folder written by `avrec features`)")
     if protocol == "refit" and split.val is None:
         raise ConfigError("--protocol refit needs a validation part (val.csv, or --val-size > 0)")
+    if tune_models and split.val is None:
+        raise ConfigError("--tune needs a validation part (val.csv, or --val-size > 0)")
     tuned = {}
     results = []
     kmax = max(ks)
@@ -116,8 +281,6 @@ def run_evaluation(
     for name in models:
         p = dict(params.get(name, {}))
         if name in tune_models:
-            if split.val is None:
-                raise ConfigError("--tune needs a validation part (val.csv, or --val-size > 0)")
             log(f"tuning {name} on validation ({n_trials} trials, {metric})")
             default = make_model(name).get_params()
             tr = tune(name, split.train, split.val, n_trials=n_trials, metric=metric, seed=seed,

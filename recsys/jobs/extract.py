@@ -3,6 +3,8 @@
 Media extraction runs locally (:func:`features.store.extract_catalog`, worker processes) or in Spark
 tasks (:func:`recsys.spark.extract_catalog_spark`); then the catalog's text columns become the
 ``text`` block and ``text/`` state (:func:`recsys.jobs.text.add_text_features`).
+:func:`check_extract` runs first: the catalog path, the output folder and every number are checked
+before a file is read.
 """
 
 from __future__ import annotations
@@ -12,9 +14,70 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recsys.errors import ConfigError
+from recsys.jobs import checks
 
 if TYPE_CHECKING:
     from recsys.data import Catalog
+
+#: ``--fusion`` methods (features.fusion.FUSION_METHODS, named here so a check imports no numpy)
+FUSION_METHODS = ("concat", "weighted", "pca")
+
+
+def check_extract(catalog: Any, out: str | Path, *, workers: int | None = None, fps: float = 1.0,
+                  max_frames: int = 16, frame_size: int = 112, fusion: str = "concat",
+                  fusion_weights: dict[str, float] | None = None, fusion_dim: int | None = None,
+                  text_dim: int = 128, text_model: str | Path | None = None, engine: str = "local") -> None:
+    """Every check of ``avrec features``, before the catalog is read or a file decoded.
+
+    ``catalog`` may be a :class:`~recsys.data.Catalog` (not checked) or a path.
+
+    Raises
+    ------
+    ConfigError
+        A missing catalog; ``out`` a file; a number out of range (``--fps`` > 0, ``--max-frames``
+        >= 1, ``--frame-size`` >= 16, ``--workers``/``--text-dim``/``--fusion-dim`` >= 1); fusion
+        options that do not fit the method; a missing ``--text-model`` folder; an unknown engine.
+    """
+    from recsys.data import Catalog
+
+    if not isinstance(catalog, Catalog):
+        checks.catalog_path(catalog)
+    checks.output_dir(out, "--out", what="features folder")
+    checks.at_least(workers, "--workers", 1)
+    checks.positive(fps, "--fps", none_ok=False)
+    checks.at_least(max_frames, "--max-frames", 1, none_ok=False)
+    checks.at_least(frame_size, "--frame-size", 16, none_ok=False)
+    checks.one_of(fusion, "--fusion", FUSION_METHODS)
+    if fusion == "weighted" and not fusion_weights:
+        raise ConfigError("--fusion weighted needs --fusion-weights NAME=W,... (e.g. audio=1,video=0.5)")
+    if fusion_weights and fusion == "concat":
+        raise ConfigError("--fusion-weights applies to --fusion weighted or pca; --fusion concat weighs every "
+                          "block alike")
+    if fusion_dim is not None and fusion != "pca":
+        raise ConfigError(f"--fusion-dim applies to --fusion pca only (--fusion is {fusion})")
+    checks.at_least(fusion_dim, "--fusion-dim", 1)
+    checks.at_least(text_dim, "--text-dim", 1, none_ok=False)
+    if text_model is not None:
+        checks.input_dir(text_model, "--text-model", "sentence-transformers model folder")
+    checks.one_of(engine, "--engine", ("local", "spark"))
+
+
+def parse_fusion_weights(text: str) -> dict[str, float]:
+    """``"audio=1,video=0.5"`` -> ``{"audio": 1.0, "video": 0.5}``; ConfigError naming ``--fusion-weights``."""
+    out: dict[str, float] = {}
+    for pair in (p for p in text.split(",") if p.strip()):
+        name, eq, value = pair.partition("=")
+        try:
+            if not eq or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--fusion-weights expects name=weight,... (e.g. audio=1,video=0.5); "
+                              f"got {text!r}") from None
+        checks.at_least(out[name.strip()], f"--fusion-weights {name.strip()}", 0.0)
+    if not out:
+        raise ConfigError(f"--fusion-weights expects name=weight,... (e.g. audio=1,video=0.5); got {text!r}")
+    return out
 
 
 def read_catalog(path: str | Path) -> Catalog:
@@ -27,9 +90,8 @@ def read_catalog(path: str | Path) -> Catalog:
     """
     from recsys.data import Catalog
 
-    if not Path(path).exists():
-        raise ConfigError(f"--catalog {path} does not exist (a catalog CSV or a folder of media files)")
-    return Catalog.from_csv(path) if Path(path).is_file() else Catalog.scan(path)
+    p = checks.catalog_path(path)
+    return Catalog.from_csv(p) if p.is_file() else Catalog.scan(p)
 
 
 def extract_features(
@@ -88,6 +150,11 @@ def extract_features(
     -------
     features.store.ExtractReport
         Counts and failures; ``exit_code()`` is the command's exit status.
+
+    Raises
+    ------
+    ConfigError
+        What :func:`check_extract` refuses, before the catalog is read.
     """
     from features.extract import ExtractorConfig
     from features.fusion import FusionConfig
@@ -95,6 +162,7 @@ def extract_features(
 
     from recsys.data import Catalog
 
+    check_extract(catalog, out, workers=workers, text_dim=text_dim, text_model=text_model, engine=engine)
     cat = catalog if isinstance(catalog, Catalog) else read_catalog(catalog)
     config = config or ExtractorConfig()
     fusion = fusion or FusionConfig()

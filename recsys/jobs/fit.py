@@ -1,8 +1,9 @@
-"""The ``avrec fit`` job: load -> fit -> save a bundle; and :func:`fit_model`, the fit every job uses.
+"""The ``avrec fit`` job: check -> load -> fit -> save a bundle; and :func:`fit_model`, the fit every job uses.
 
-:func:`fit_bundle` reads its data through :func:`recsys.jobs.load.load_data` (the load step
-``avrec evaluate`` shares) and writes with :func:`serving.bundle.save_bundle`, which only saves,
-loads and verifies.
+:func:`fit_bundle` first runs :func:`check_fit` (model name, settings, the bundle path, the inputs,
+the features the model needs: nothing is read or fitted before they pass), then reads its data
+through :func:`recsys.jobs.load.load_data` (the load step ``avrec evaluate`` shares) and writes with
+:func:`serving.bundle.save_bundle`, which only saves, loads and verifies.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError
-from recsys.jobs.load import LogSpec, check_source, load_data
+from recsys.jobs import checks
+from recsys.jobs.load import LogSpec, check_inputs, load_data
 
 
 def fit_model(model, train: Interactions, item_features=None, val: Interactions | None = None):
@@ -39,6 +41,41 @@ def fit_model(model, train: Interactions, item_features=None, val: Interactions 
     if val is not None and type(model).learns_from_validation:
         model.choose_on_validation(val)
     return model
+
+
+def check_fit(model_name: str, out: str | Path, dataset: str | None = None, log: LogSpec | None = None,
+              features: str | None = None, params: dict | None = None, overwrite: bool = False,
+              engine: str = "local") -> str:
+    """Every check of ``avrec fit``, before any data is loaded or the model fitted.
+
+    Returns
+    -------
+    str
+        ``model_name`` lower-cased.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model or setting; ``out`` exists without ``overwrite`` (or is a file, or with
+        ``overwrite`` a non-empty folder that is not a bundle); a missing input; a model that needs
+        item features without ``--features`` (or feature files in the ``--dataset`` folder);
+        ``--engine spark`` for a model other than ALS.
+    DataError
+        The log's header lacks a column.
+    """
+    from recsys.models.params import check_params
+    from serving.bundle import MANIFEST
+
+    (model_name,) = checks.model_names([model_name], "--model")
+    check_params({model_name: dict(params or {})})
+    checks.one_of(engine, "--engine", ("local", "spark"))
+    if engine == "spark" and model_name != "als":
+        raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
+    checks.output_dir(out, "--out", overwrite=overwrite, what="bundle", marker=MANIFEST)
+    # a log on the cluster's storage (scheme://) is read by Spark: no local file or header to check
+    check_inputs(dataset, log, features, header=log is None or "://" not in str(log.path))
+    checks.features_available([model_name], features, dataset, "--model")
+    return model_name
 
 
 def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log: LogSpec | None = None,
@@ -76,15 +113,16 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     Returns
     -------
     Path of the bundle.
+
+    Raises
+    ------
+    ConfigError
+        What :func:`check_fit` refuses, before anything is read or fitted.
     """
     from recsys.models import make_model
     from serving.bundle import save_bundle
 
-    check_source(dataset, log)
-    if engine not in ("local", "spark"):
-        raise ConfigError(f"engine must be local or spark, got {engine!r}")
-    if engine == "spark" and model_name != "als":
-        raise ConfigError(f"--engine spark fits ALS only; fit {model_name} with --engine local")
+    model_name = check_fit(model_name, out, dataset, log, features, params, overwrite, engine)
     t0 = time.perf_counter()
 
     def spark_bundle(data, source: dict, log_columns: dict | None = None) -> Path:

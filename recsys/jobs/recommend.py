@@ -1,5 +1,8 @@
 """The ``avrec recommend`` job: a bundle -> top-n lists of every (or the listed) user, as a file.
 
+:func:`check_recommend` runs first: the bundle folder, the output name, ``--n`` and the ``--users``
+file are checked before the bundle is loaded.
+
 Lists are computed locally in batches (:func:`serving.batch.write_recommendations`) or in Spark
 tasks (:func:`recsys.spark.recommend_all_spark`, a folder of part files).
 """
@@ -9,6 +12,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from recsys.errors import ConfigError
+from recsys.jobs import checks
+
+#: what a local ``recommend`` writes (Spark writes a folder of part files)
+LIST_SUFFIXES = (".parquet", ".csv")
+
+
+def check_recommend(bundle: str | Path, out: str | Path, n: int = 100, users: str | Path | None = None,
+                    engine: str = "local") -> None:
+    """Every check of ``avrec recommend``, before the bundle is loaded.
+
+    Raises
+    ------
+    ConfigError
+        ``bundle`` is not a bundle folder; ``out`` has another suffix than .parquet/.csv (local
+        engine), is a folder, or lies under a file; ``n < 1``; the ``users`` file is missing.
+    """
+    checks.one_of(engine, "--engine", ("local", "spark"))
+    checks.bundle_dir(bundle)
+    if engine == "local":
+        checks.output_file(out, "--out", LIST_SUFFIXES)
+    else:
+        checks.output_dir(out, "--out")
+    checks.at_least(n, "--n", 1, none_ok=False)
+    if users is not None:
+        checks.input_file(users, "--users", "file of user ids")
 
 
 def read_user_ids(path: str | Path) -> list:
@@ -22,12 +50,12 @@ def read_user_ids(path: str | Path) -> list:
     import polars as pl
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--users file not found: {p}")
+    checks.input_file(p, "--users", "file of user ids")
     if p.suffix.lower() in (".parquet", ".pq", ".csv"):
         df = pl.read_parquet(p) if p.suffix.lower() != ".csv" else pl.read_csv(p)
         if "user_id" not in df.columns:
-            raise ConfigError(f"{p} has no user_id column (columns: {df.columns})")
+            raise ConfigError(f"--users {p} has no user_id column (its columns: {df.columns}); name the column "
+                              "user_id, or give a text file with one id per line")
         return df.get_column("user_id").to_list()
     return [line.strip() for line in p.read_text().splitlines() if line.strip()]
 
@@ -57,9 +85,15 @@ def recommend_bundle(bundle: str | Path, out: str | Path, n: int = 100, users: s
     Returns
     -------
     (Path written, seconds spent scoring and writing)
+
+    Raises
+    ------
+    ConfigError
+        What :func:`check_recommend` refuses, before the bundle is loaded.
     """
     from serving.bundle import load_bundle
 
+    check_recommend(bundle, out, n, users, engine)
     b = load_bundle(bundle)
     ids = None
     if users:

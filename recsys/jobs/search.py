@@ -11,6 +11,36 @@ from pathlib import Path
 from typing import Any
 
 from recsys.errors import ConfigError
+from recsys.jobs import checks
+
+#: what ``avrec tags`` writes
+TAG_SUFFIXES = (".parquet", ".csv")
+
+
+def check_search(bundle: str | Path, query: str, n: int = 10, user_weight: float = 0.3,
+                 json_out: str | Path | None = None) -> None:
+    """Every check of ``avrec search``, before the bundle is loaded.
+
+    Raises
+    ------
+    ConfigError
+        Not a bundle folder; an empty query; ``n < 1``; ``user_weight`` outside [0, 1]; a
+        ``json_out`` that cannot be written.
+    """
+    checks.bundle_dir(bundle)
+    if not query.strip():
+        raise ConfigError("--query is empty; give the words to search for")
+    checks.at_least(n, "--n", 1, none_ok=False)
+    checks.within(user_weight, "--user-weight", 0.0, 1.0)
+    if json_out is not None:
+        checks.output_file(json_out, "--json")
+
+
+def check_tags(bundle: str | Path, out: str | Path, n: int = 5) -> None:
+    """Every check of ``avrec tags``, before the bundle is loaded (bundle folder, ``out`` suffix, ``n``)."""
+    checks.bundle_dir(bundle)
+    checks.output_file(out, "--out", TAG_SUFFIXES)
+    checks.at_least(n, "--n", 1, none_ok=False)
 
 
 def _search_service(bundle: str | Path):
@@ -42,7 +72,13 @@ def search_bundle(bundle: str | Path, query: str, user: Any = None, n: int = 10,
     dict
         ``SearchService.search``'s answer: ``query``, ``known_user``, ``items`` (``item_id``,
         ``score``, ``relevance``, ``user_score``, ``matched_by``) best first.
+
+    Raises
+    ------
+    ConfigError
+        What :func:`check_search` refuses, before the bundle is loaded.
     """
+    check_search(bundle, query, n, user_weight, json_out)
     res = _search_service(bundle).search(query, user_id=user, n=n, user_weight=user_weight)
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -68,13 +104,12 @@ def write_tags(bundle: str | Path, out: str | Path, n: int = 5) -> tuple[Path, i
     Raises
     ------
     ConfigError
-        ``out`` has another suffix (checked before the bundle is loaded).
+        What :func:`check_tags` refuses, before the bundle is loaded.
     """
     import polars as pl
 
+    check_tags(bundle, out, n)
     out = Path(out)
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        raise ConfigError(f"--out must end in .parquet or .csv, got {out.name}")
     df = pl.DataFrame(_search_service(bundle).tags(n=n), strict=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.write_csv(out) if out.suffix.lower() == ".csv" else df.write_parquet(out)

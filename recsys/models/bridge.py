@@ -134,7 +134,8 @@ class Bridge(EmbeddingRecommender):
 
     def _check_features(self, interactions: Interactions, item_features) -> None:
         if item_features is None:
-            raise DataError("the bridge needs item features: pass item_features= (avrec features)")
+            raise DataError("the bridge needs item features: pass item_features= (on the command line: --features DIR, "
+                            "a folder written by `avrec features`)")
         if item_features.n_items != interactions.n_items or not np.array_equal(
             np.asarray(item_features.item_ids, dtype=object), np.asarray(interactions.item_ids, dtype=object)
         ):

@@ -65,10 +65,12 @@ def test_evaluate_with_tuning(log_csv, tmp_path):
 def test_user_errors_exit_2_with_a_reason(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id,weight\nu1,i1,1\nu2,i2,oops\n")
-    assert main(["evaluate", "--log", str(bad), "--weight-col", "weight"]) == 2
+    assert main(["evaluate", "--log", str(bad), "--weight-col", "weight", "--split", "random"]) == 2
     err = capsys.readouterr().err
     assert "line 3" in err and "weight" in err
+    assert main(["evaluate", "--log", str(bad), "--weight-col", "weight"]) == 2  # temporal: needs a timestamp
+    assert "--split temporal" in capsys.readouterr().err
     assert main(["evaluate", "--log", str(tmp_path / "missing.csv")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "--log" in (err := capsys.readouterr().err) and "missing.csv: not found" in err
     assert main(["evaluate", "--dataset", str(tmp_path), "--log", str(bad)]) == 2
     assert main(["evaluate", "--log", str(bad), "--models", "nope"]) == 2

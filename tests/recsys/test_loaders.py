@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -294,15 +295,37 @@ def test_parquet_null_id(tmp_path):
     assert info.value.line == 2 and info.value.column == "user_id"
 
 
-def test_unknown_event(tmp_path):
-    p = write(tmp_path / "log.csv", "user_id,item_id,event\n1,1,view\n1,2,purchase\n")
+def test_unknown_event(tmp_path, caplog):
+    """Issue 16: unlisted events are dropped by default, and one warning names each with its count;
+    ``unknown_events`` raises instead, or gives them a weight."""
+    p = write(tmp_path / "log.csv",
+              "user_id,item_id,event\n1,1,view\n1,2,purchase\n2,2,bookmark\n2,3,purchase\n2,1,like\n")
+    with caplog.at_level(logging.WARNING, logger="recsys.data.logs"):
+        x = read_log(p, event="event")
+    assert dense(x) == {(1, 1): 1.0, (2, 1): 2.0}  # purchase and bookmark rows dropped
+    (record,) = [r for r in caplog.records if r.name == "recsys.data.logs"]
+    msg = record.getMessage()
+    assert "3 row(s)" in msg and "'purchase' (2), 'bookmark' (1)" in msg and "dropped" in msg
+    assert "--event-weights view=1,click=1,play=1,like=2,comment=2,share=3,purchase=W" in msg
+    assert "--unknown-events" in msg
+
     with pytest.raises(DataError) as info:
-        read_log(p, event="event")
+        read_log(p, event="event", unknown_events="raise")
     msg = str(info.value)
     assert info.value.line == 3 and info.value.column == "event"
-    assert "'purchase'" in msg and "event_weights" in msg and "'view'" in msg
-    x = read_log(p, event="event", event_weights={**DEFAULT_EVENT_WEIGHTS, "purchase": 5})
-    assert dense(x) == {(1, 1): 1.0, (1, 2): 5.0}
+    assert "'purchase'" in msg and "event_weights" in msg and "view=1" in msg and "--event-weights" in msg
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recsys.data.logs"):
+        kept = read_log(p, event="event", unknown_events=0.5)
+    assert dense(kept) == {(1, 1): 1.0, (1, 2): 0.5, (2, 2): 0.5, (2, 3): 0.5, (2, 1): 2.0}
+    assert "those rows get weight 0.5" in caplog.text
+    x = read_log(p, event="event", event_weights={**DEFAULT_EVENT_WEIGHTS, "purchase": 5, "bookmark": 2})
+    assert dense(x) == {(1, 1): 1.0, (1, 2): 5.0, (2, 2): 2.0, (2, 3): 5.0, (2, 1): 2.0}
+    with pytest.raises(DataError, match="no rows left"):
+        read_log(write(tmp_path / "none.csv", "user_id,item_id,event\n1,1,skip\n"), event="event")
+    with pytest.raises(ConfigError, match="unknown_events must be drop, raise or a weight"):
+        read_log(p, event="event", unknown_events="keep")
 
 
 def test_unparsable_timestamps(tmp_path):
