@@ -92,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     ds = load_split_folder(args.dataset)
     # avrec's default ALS configuration (chosen on TikTok validation)
     params = {k: v for k, v in ALS().get_params().items() if k not in ("random_state", "use_gpu", "num_threads")}
+    # the "auto" latent size and penalty resolved on this matrix, so raw implicit gets the same numbers
+    from recsys.models.als import auto_settings
+    from recsys.models.weighting import Weighting
+
+    w = Weighting(params["weighting"], params["bm25_k1"], params["bm25_b"]).fit(ds.train.matrix)
+    auto = auto_settings(ds.train.matrix, params["alpha"], w.transform(ds.train.matrix))
+    params.update(factors=auto["factors"], regularization=auto["regularization"])
     a = bench_als_fit(ds.train, params, args.repeats)
     print(f"(a) ALS fit on {ds.train.n_users}x{ds.train.n_items}, {ds.train.nnz} nnz, {params}")
     print(f"    raw implicit {a['raw_s']:.3f}s | avrec {a['avrec_s']:.3f}s | ratio {a['ratio']:.3f} "

@@ -258,6 +258,7 @@ def run_evaluation(
     from recsys import report
     from recsys.evaluation import evaluate
     from recsys.models import make_model
+    from recsys.sanity import PopularityCheck
     from recsys.tuning import tune
 
     models = check_run_arguments(models, ks, params, tune_models, n_trials, tune_metric, report_dir, json_out,
@@ -278,6 +279,7 @@ def run_evaluation(
     kmax = max(ks)
     metric = tune_metric or f"ndcg@{kmax}"
     seen = split.train if protocol == "published" else split.train.union(split.val)
+    check = PopularityCheck(split.train, split.val, kmax) if split.val is not None and split.val.nnz else None
     for name in models:
         p = dict(params.get(name, {}))
         if name in tune_models:
@@ -300,6 +302,10 @@ def run_evaluation(
             return fit_model(make_model(name, **settings), train, data.item_features, val)
 
         model = fit(p, split.train, split.val)
+        if check is not None:  # val metrics of the train-fitted model, for the below-popularity warning
+            t_check = time.perf_counter()
+            check.add(name, model)
+            t0 += time.perf_counter() - t_check  # not part of the fit time
         chosen = model.validation_choice()
         if protocol == "refit":  # the settings val chose, learned again from train+val
             log(f"{name}: refitting on train+val with the settings chosen on val")
@@ -311,7 +317,7 @@ def run_evaluation(
             r = evaluate_spark(model, seen, split.test, ks=ks, master=spark_master)
         else:
             r = evaluate(model, seen, split.test, ks=ks, item_vectors=_diversity_vectors(data))
-        r.params = {**model.get_params(), "fit_seconds": round(fit_s, 3)}
+        r.params = {**model.get_params(), **getattr(model, "resolved_params_", {}), "fit_seconds": round(fit_s, 3)}
         if chosen:
             r.params["chosen_on_val"] = chosen
         r.protocol = protocol
@@ -322,6 +328,8 @@ def run_evaluation(
         log(f"{name}: recall@{kmax}={a[f'recall@{kmax}']:.4f} ndcg@{kmax}={a[f'ndcg@{kmax}']:.4f} "
             f"auc={a.get('auc', float('nan')):.4f} (fit {fit_s:.1f}s, total {r.seconds:.1f}s; "
             f"protocol {protocol}, learned from {r.learned_from})")
+    for line in check.warnings() if check is not None else []:
+        log(f"warning: {line}")
     meta = {"dataset": data.name, "split": data.info, "ks": list(ks), "protocol": protocol,
             "protocol_description": PROTOCOLS[protocol]}
     if json_out:

@@ -19,9 +19,10 @@
    ``published`` protocol val only chooses settings (:meth:`Hybrid.choose_on_validation`).
 5. **Ranker**: ``linear`` (default; coordinate ascent on NDCG@20 over the z-scores) or LightGBM
    (``lambdarank``, ``binary``), see :mod:`recsys.models.ranker`.
-6. **Cold-item exposure** (``cold_share``): one constant added to cold candidates' ranker scores,
-   calibrated on training users' lists so cold items fill that share of the top-20 slots; chosen
-   on validation by the rule in :meth:`Hybrid.choose_on_validation`.
+6. **Cold-item exposure** (``cold_share``, :mod:`recsys.models.exposure`): up to that share of each
+   user's top-20 slots is reserved for cold items the ranker finds good enough for the user, below
+   the user's best warm items; a share that cannot be given is reported (warning, ``exposure_``).
+   Chosen on validation by the rule in :meth:`Hybrid.choose_on_validation`.
 
 Items outside a user's candidate pool keep the ALS order below every candidate, so the full
 ranking (and exact AUC) stays defined.
@@ -43,6 +44,7 @@ without popularity by default.
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -50,8 +52,11 @@ import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError
+from recsys.models import exposure
 from recsys.models.base import Recommender, batch_size_for, pad_rows
 from recsys.models.ranker import KINDS, Ranker
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_CANDIDATES = {"als": 200, "media": 100, "itemknn": 50, "content": 50, "cold": 100, "popularity": 50}
 COMPONENTS = ("als", "media", "itemknn", "content")
@@ -112,10 +117,13 @@ class Hybrid(Recommender):
         the training period, it transfers badly to a later one when popularity drifts (TikTok val
         recall@20 0.1091 with, 0.1134 without).
     cold_share : float in [0, 1) or None
-        Exposure policy for cold items (no training interactions: new uploads): one constant added
-        to cold candidates' ranker scores so that cold items fill this share of the top-20 slots of
-        up to 2,000 training users' lists. None (or 0) ranks them by the ranker alone.
-        :meth:`choose_on_validation` replaces it by the share its documented rule picks.
+        Exposure policy for cold items (no training interactions: new uploads,
+        :mod:`recsys.models.exposure`): at most this share of each user's top-20 slots goes to cold
+        items, each lifted at most by the user's own list spread and never above the user's top
+        ``(1 - cold_share) * 20`` warm candidates. None (or 0) ranks them by the ranker alone. The
+        share reached on up to 2,000 training users' lists is in ``exposure_``, with a warning when
+        it falls short. :meth:`choose_on_validation` replaces it by the share its documented rule
+        picks.
     als_params, knn_params, bridge_params, content_params : dict, optional
         Settings of the components.
     seed : int
@@ -215,9 +223,7 @@ class Hybrid(Recommender):
         self.crossfit_feature_std_ = np.sqrt(np.maximum(squares / np.maximum(n, 1) - self.crossfit_feature_mean_ ** 2, 0))
         for k, v in vars(self._fit_components(interactions, item_features)).items():
             setattr(self, k, v)  # the serving components see all training data
-        self.cold_boost_ = 0.0
-        if self.cold_share:
-            self.cold_boost_ = self._boost_for_share(self._calibration_lists(interactions), self.cold_share)
+        self._set_exposure(exposure.calibrate(self._calibration_lists(interactions), self.cold_share))
 
     def _simulate_cold(self, fold_train: Interactions, labels: Interactions, fold: int) -> Interactions:
         """``fold_train`` without the interactions of a random share of its warm items (see
@@ -434,27 +440,13 @@ class Hybrid(Recommender):
             lists += [(p[a:b], self.cold_[c[a:b]] > 0) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         return lists
 
-    @staticmethod
-    def _boost_for_share(lists, share: float, k: int = 20) -> float:
-        """The constant added to cold candidates' ranker scores so cold items fill ``share`` of the
-        top-``k`` slots of ``lists`` (bisection on a monotone share); 0 when no list has a cold item."""
-        if not share or not lists or not any(cold.any() for _, cold in lists):
-            return 0.0
-
-        def filled(boost: float) -> float:
-            total = 0.0
-            for p, cold in lists:
-                top = np.argsort(-(p + boost * cold), kind="stable")[:k]
-                total += cold[top].mean()
-            return total / len(lists)
-
-        spread = max(float(np.ptp(np.concatenate([p for p, _ in lists]))), 1e-6)
-        lo, hi = -2 * spread, 2 * spread  # beyond the score range every list is already decided
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if filled(mid) < share else (lo, mid)
-        # hi reaches the share; a boost that only breaks exact ties must survive float32 scores
-        return float(hi) if hi <= 0 else max(float(hi), 1e-6 * spread)
+    def _set_exposure(self, result: "exposure.Exposure") -> None:
+        """Record what the exposure policy gives (``exposure_``) and warn when the share falls short."""
+        self.exposure_ = result.to_json()
+        if not result.reachable:
+            _log.warning("hybrid cold_share=%s: cold items fill %.3f of the top-%d slots of training users' lists, "
+                         "not %.3f (%s); the share is clipped to what the policy can give",
+                         result.share, result.reached, result.k, result.slots / result.k, result.reason)
 
     def choose_on_validation(self, val: Interactions, k: int = 20, grid: tuple[float, ...] = COLD_SHARE_GRID,
                              max_loss: float = 0.05) -> dict:
@@ -464,8 +456,8 @@ class Hybrid(Recommender):
         the shared list) is at least twice the best content-only component's, among the shares that
         keep overall validation recall@k within ``max_loss`` (relative) of the ranker alone; if none
         reaches twice, the qualifying share with the highest cold recall. With no validation
-        interaction on a cold item the configured share stays. Sets ``cold_share`` and
-        ``cold_boost_`` and returns the table behind the choice (also in ``exposure_choice_``).
+        interaction on a cold item the configured share stays. Sets ``cold_share`` and ``exposure_``
+        and returns the table behind the choice (also in ``exposure_choice_``).
         """
         self._check_fitted()
         if not val.same_maps(self.train_):
@@ -476,11 +468,11 @@ class Hybrid(Recommender):
                                                 weights=cold_items[val.matrix.indices], minlength=val.n_users) > 0)
         if not len(cold_users):
             self.exposure_choice_ = {"rule": "no validation interaction on a cold item: configured share kept",
-                                     "cold_share": self.cold_share}
+                                     "cold_share": self.cold_share, "exposure": self.exposure_}
             return self.exposure_choice_
         lists = self._calibration_lists(self.train_)
         shares = sorted(set(grid))
-        boosts = {s: self._boost_for_share(lists, s, k) for s in shares}
+        policy = {s: exposure.calibrate(lists, s, k) for s in shares}
         overall = {s: [] for s in shares}
         cold_rec = {s: [] for s in shares}
         content_cold: dict[str, list] = {}
@@ -493,24 +485,26 @@ class Hybrid(Recommender):
                 if name.startswith("content_"):
                     content_cold.setdefault(name, []).append(_segment_recall(s, rel, cold_items, k))
             for s in shares:
-                full = self._full_scores(blocks[0], r, c, p + boosts[s] * self.cold_[c], len(batch))
+                full = self._full_scores(blocks[0], r, c, exposure.apply(p, r, self.cold_[c] > 0, s, len(batch), k),
+                                         len(batch))
                 overall[s].append(_segment_recall(full, rel, None, k))
                 cold_rec[s].append(_segment_recall(full, rel, cold_items, k))
         mean = lambda parts: float(np.nanmean(np.concatenate(parts)))  # noqa: E731
-        table = {s: {"recall": mean(overall[s]), "cold_recall": mean(cold_rec[s]), "boost": boosts[s]} for s in shares}
+        table = {s: {"recall": mean(overall[s]), "cold_recall": mean(cold_rec[s]),
+                     "train_cold_slots": policy[s].reached} for s in shares}
         best_content = max((mean(v) for v in content_cold.values()), default=0.0)
         base = table[0.0]["recall"] if 0.0 in table else max(t["recall"] for t in table.values())
         ok = [s for s in shares if table[s]["recall"] >= (1 - max_loss) * base]
         reach = [s for s in ok if table[s]["cold_recall"] >= 2 * best_content]
         chosen = reach[0] if reach else max(ok, key=lambda s: table[s]["cold_recall"])
         self.cold_share = chosen if chosen > 0 else None
-        self.cold_boost_ = boosts[chosen]
+        self._set_exposure(policy[chosen])
         self.exposure_choice_ = {
             "rule": f"smallest share with val cold recall@{k} >= 2x the best content component's, overall recall "
                     f"within {max_loss:.0%} of the ranker alone" + ("" if reach else " (none reached 2x: the highest "
                                                                             "cold recall among those kept)"),
             "cold_share": self.cold_share, "best_content_cold_recall": best_content,
-            "table": {str(s): v for s, v in table.items()},
+            "table": {str(s): v for s, v in table.items()}, "exposure": self.exposure_,
         }
         return self.exposure_choice_
 
@@ -529,8 +523,8 @@ class Hybrid(Recommender):
 
         Groups: ``cf`` (ALS, item-kNN), ``media`` (the bridge's media->CF score and the fused
         content profile), ``audio`` / ``video`` / ``text`` (content profiles of that modality),
-        ``popularity``, ``new_item_policy`` (the cold flag's learned offset plus the ``cold_share``
-        boost) and ``bias``. Linear ranker: coefficient x standardised input; LightGBM: SHAP values
+        ``popularity``, ``new_item_policy`` (the cold flag's learned offset plus the lift the
+        ``cold_share`` policy gives the item in this user's list) and ``bias``. Linear ranker: coefficient x standardised input; LightGBM: SHAP values
         (``pred_contrib``). For candidates the groups sum to the score ``recommend`` returns.
 
         Parameters
@@ -576,9 +570,18 @@ class Hybrid(Recommender):
         for j, name in enumerate(self._ranker_names()):
             g = group(name)
             out[g] = out.get(g, 0.0) + per[:, j]
-        out["new_item_policy"] = out.get("new_item_policy", 0.0) + self.cold_boost_ * self.cold_[items]
+        out["new_item_policy"] = out.get("new_item_policy", 0.0) + self._policy_lift(users, row, items)
         out["bias"] = bias
         return {g: np.asarray(v, dtype=np.float32) for g, v in out.items()}
+
+    def _policy_lift(self, users: np.ndarray, rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+        """(m,) what the exposure policy adds to ``items``' scores in one user's list (0 off the list)."""
+        lift = np.zeros(len(items))
+        if not exposure.quota(self.cold_share) or not (self.cold_[items] > 0).any():
+            return lift
+        _, r, c, p = self._candidate_scores(users, rows)
+        delta = dict(zip(c.tolist(), (exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users)) - p).tolist()))
+        return np.array([delta.get(int(i), 0.0) for i in items])
 
     # ------------------------------------------------------------------ scoring
     def _candidate_scores(self, users: np.ndarray, rows: sp.csr_matrix):
@@ -613,8 +616,8 @@ class Hybrid(Recommender):
         return not any(n.endswith("_log_rank") for n in self._ranker_names())
 
     def _pool(self, users: np.ndarray, rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(r, c, p)``: the candidate pairs of a batch (row-major) and their final scores (ranker
-        plus the cold-item boost), from candidate-only component views
+        """``(r, c, p)``: the candidate pairs of a batch (row-major) and their final scores (ranker,
+        then the exposure policy), from candidate-only component views
         (:mod:`recsys.models.candidate_scoring`): the same candidates and scores as the dense
         :meth:`_candidate_scores`, except that item-kNN retrieves only items it scores above 0."""
         from recsys.models import candidate_scoring as cs
@@ -656,7 +659,8 @@ class Hybrid(Recommender):
             cols += [v, z, np.full(len(r), np.nan, np.float32)]  # log-ranks: not read (see serves_from_candidates)
         cols += [self.log_pop_[c], self.cold_[c], self.bridge_.has_media_[c], activity[r]]
         x = np.column_stack(cols).astype(np.float32)
-        p = self.ranker_model_.predict(self._ranker_input(x)) + self.cold_boost_ * self.cold_[c]
+        p = self.ranker_model_.predict(self._ranker_input(x))
+        p = exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users))
         return r, c, np.asarray(p, dtype=np.float32)
 
     def recommend(self, user_idx, user_items=None, n: int = 10, filter_seen: bool = True, items=None,
@@ -698,7 +702,8 @@ class Hybrid(Recommender):
         blocks, r, c, p = self._candidate_scores(users, rows)
         # Candidates keep their raw ranker scores (a squashing function would tie high scores in
         # float32); seen items come last but stay rankable (filter_seen=False lists them).
-        out = self._full_scores(blocks[0], r, c, p + self.cold_boost_ * self.cold_[c], len(users))
+        out = self._full_scores(blocks[0], r, c, exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users)),
+                                len(users))
         seen = ~np.isfinite(out)
         if seen.any():
             lowest = np.min(np.where(seen, np.inf, out), axis=1, keepdims=True)
@@ -720,15 +725,18 @@ class Hybrid(Recommender):
 
     # ------------------------------------------------------------------ state (bundles)
     _state_attrs = ("als_", "itemknn_", "bridge_", "contents_", "block_names_", "log_pop_", "cold_",
-                    "cold_boost_", "popular_", "crossfit_feature_mean_", "crossfit_feature_std_")
+                    "popular_", "crossfit_feature_mean_", "crossfit_feature_std_")
 
     def get_state(self) -> dict:
         state = super().get_state()
         state["block_names_"] = list(self.block_names_)
         state["ranker"] = self.ranker_model_.get_state()
+        state["exposure_"] = self.exposure_
         return state
 
     def _restore(self, state, item_features) -> None:
+        # bundles written before the exposure report (they held a constant boost) have none
+        self.exposure_ = state.get("exposure_", {})
         self.block_names_ = tuple(self.block_names_)
         self.ranker_model_ = Ranker.from_state(state["ranker"])
         self.bridge_.als_ = self.als_  # one ALS, shared as at fit time
