@@ -53,7 +53,10 @@ import scipy.sparse as sp
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError
 from recsys.models import exposure
-from recsys.models.base import Recommender, batch_size_for, pad_rows
+from recsys.models.base import Recommender, pad_rows
+from recsys.models.hybrid_explain import RankerExplanations
+from recsys.models.hybrid_features import PairFeatures
+from recsys.models.hybrid_serving import CandidateServing
 from recsys.models.ranker import KINDS, Ranker
 
 _log = logging.getLogger(__name__)
@@ -62,19 +65,6 @@ DEFAULT_CANDIDATES = {"als": 200, "media": 100, "itemknn": 50, "content": 50, "c
 COMPONENTS = ("als", "media", "itemknn", "content")
 #: cold shares tried by :meth:`Hybrid.choose_on_validation`
 COLD_SHARE_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
-
-
-def _rank_in_row(s: np.ndarray, r: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(m,) number of entries of row ``s[r[j]]`` strictly greater than ``v[j]``."""
-    asc = np.sort(s, axis=1)
-    out = np.empty(len(r), dtype=np.int64)
-    order = np.argsort(r, kind="stable")
-    bounds = np.searchsorted(r[order], np.arange(s.shape[0] + 1))
-    for row in range(s.shape[0]):
-        sel = order[bounds[row] : bounds[row + 1]]
-        if len(sel):
-            out[sel] = s.shape[1] - np.searchsorted(asc[row], v[sel], side="right")
-    return out
 
 
 def _segment_recall(scores: np.ndarray, rel: sp.csr_matrix, keep: np.ndarray | None, k: int) -> np.ndarray:
@@ -86,7 +76,7 @@ def _segment_recall(scores: np.ndarray, rel: sp.csr_matrix, keep: np.ndarray | N
     return M.recall_at_k(top_n(scores, k)[0], rel if keep is None else M.restrict_columns(rel, keep), k)
 
 
-class Hybrid(Recommender):
+class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
     """ALS + media (content->CF bridge) + item-kNN + content, combined by a cross-fitted ranker.
 
     Parameters
@@ -278,158 +268,6 @@ class Hybrid(Recommender):
             cold_=(counts == 0).astype(np.float32),
         )
 
-    # ------------------------------------------------------------------ features
-    def _sources(self, parts) -> list[tuple[str, Recommender]]:
-        """(feature name, fitted component) in feature order (:meth:`_source_names`)."""
-        fitted = {"als": parts.als_, "media": parts.bridge_, "itemknn": parts.itemknn_,
-                  **{f"content_{b}": c for b, c in parts.contents_.items()}}
-        return [(name, fitted[name]) for name in self._source_names()]
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Every pair feature, in column order (the ranker reads :attr:`ranker_feature_names`)."""
-        self._check_fitted()
-        return self._pair_names()
-
-    def _pair_names(self) -> list[str]:
-        """Columns of :meth:`_pair_features`: per source its score, z-score and log-rank, then the
-        item and user columns."""
-        names = [f"{s}{suffix}" for s in self._source_names() for suffix in ("", "_z", "_log_rank")]
-        return names + ["item_log_pop", "item_is_cold", "has_media", "user_log_activity"]
-
-    @property
-    def ranker_feature_names(self) -> list[str]:
-        """The ranker's inputs, in order (see :meth:`_ranker_input`)."""
-        self._check_fitted()
-        return self._ranker_names()
-
-    def _ranker_names(self) -> list[str]:
-        if self.ranker == "linear":
-            # warm and cold items get their own weights: for a new item the CF scores say nothing
-            # and its media everything; the cold flag's weight is a learned offset for new items
-            srcs = self._source_names()
-            names = [f"{s}_z" for s in srcs] + [f"{s}_z|cold" for s in srcs] + ["item_is_cold"]
-            return names + (["item_log_pop"] if self.popularity else [])
-        return [n for n in self._pair_names() if self.popularity or n != "item_log_pop"]
-
-    def _ranker_input(self, x: np.ndarray) -> np.ndarray:
-        """(m, n_ranker_features) from pair features ``x`` (columns as :attr:`feature_names`)."""
-        names = self._pair_names()
-        cold = x[:, names.index("item_is_cold")]
-        cols = []
-        for n in self._ranker_names():
-            if n.endswith("|cold"):
-                cols.append(x[:, names.index(n[:-5])] * cold)
-            elif self.ranker == "linear" and n.endswith("_z"):
-                cols.append(x[:, names.index(n)] * (1.0 - cold))
-            else:
-                cols.append(x[:, names.index(n)])
-        return np.column_stack(cols).astype(np.float32)
-
-    def _source_names(self) -> list[str]:
-        active = self._active()
-        names = ["als"] + (["media"] if "media" in active else []) + (["itemknn"] if "itemknn" in active else [])
-        return names + ([f"content_{b}" for b in self.block_names_] if "content" in active else [])
-
-    def _score_blocks(self, parts, users: np.ndarray, rows: sp.csr_matrix) -> tuple[list[np.ndarray], np.ndarray]:
-        """Dense (b, n_items) scores of every component (seen items at -inf) and the candidate mask."""
-        n_items = parts.als_.n_items_
-        r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-        blocks, cand = [], np.zeros((len(users), n_items), dtype=bool)
-        for name, comp in self._sources(parts):
-            s = comp.scores(users, rows)
-            s[r, rows.indices] = -np.inf
-            c = min(self._n_cand(name.split("_", 1)[0] if name.startswith("content_") else name), n_items)
-            if c:
-                np.put_along_axis(cand, np.argpartition(-s, c - 1, axis=1)[:, :c], True, axis=1)
-            blocks.append(s)
-        n_cold, cold = self._n_cand("cold"), np.flatnonzero(parts.cold_ > 0)
-        if n_cold and len(cold):
-            # the first content block's profile, else the media score, picks the cold candidates
-            names = [n for n, _ in self._sources(parts)]
-            pick = blocks[names.index(next((n for n in names if n.startswith("content_")), names[-1]))]
-            c = min(n_cold, len(cold))
-            top = np.argpartition(-pick[:, cold], c - 1, axis=1)[:, :c] if c < len(cold) else \
-                np.broadcast_to(np.arange(len(cold)), (len(users), len(cold)))
-            np.put_along_axis(cand, cold[top], True, axis=1)
-        n_pop = min(self._n_cand("popularity"), n_items)
-        if n_pop:
-            cand[:, parts.popular_[:n_pop]] = True
-        cand[r, rows.indices] = False  # seen items are never candidates
-        return blocks, cand
-
-    @staticmethod
-    def _pair_features(parts, blocks: list[np.ndarray], rows: sp.csr_matrix, r: np.ndarray,
-                       c: np.ndarray) -> np.ndarray:
-        """(m, n_features) float32 for pairs (batch row r, item c), columns as :attr:`feature_names`."""
-        activity = np.log1p(np.diff(rows.indptr)).astype(np.float32)
-        cols = []
-        for s in blocks:
-            finite = np.where(np.isfinite(s), s, np.nan)
-            mu, sd = np.nanmean(finite, axis=1), np.nanstd(finite, axis=1)
-            v = s[r, c]
-            cols += [v, np.divide(v - mu[r], sd[r], out=np.zeros_like(v), where=sd[r] > 1e-12),
-                     np.log1p(_rank_in_row(s, r, v)).astype(np.float32)]
-        cols += [parts.log_pop_[c], parts.cold_[c], parts.bridge_.has_media_[c], activity[r]]
-        return np.column_stack(cols).astype(np.float32)
-
-    def _sample_users(self, x: Interactions, max_users: int) -> np.ndarray:
-        """Users with interactions in ``x``, at most ``max_users`` of them (seeded sample, sorted)."""
-        users = np.flatnonzero(x.user_counts() > 0)
-        if len(users) > max_users:
-            users = np.sort(np.random.default_rng(self.seed).choice(users, size=max_users, replace=False))
-        return users
-
-    def _user_batches(self, users: np.ndarray, n_items: int):
-        """Consecutive slices of ``users`` small enough for the dense (batch, n_items) blocks."""
-        bs = batch_size_for(n_items, 256)
-        for start in range(0, len(users), bs):
-            yield users[start : start + bs]
-
-    def _training_rows(self, parts, train: Interactions, labels: Interactions, moments: np.ndarray):
-        """Ranker rows of one fold: ``(x, y, group sizes)``; lists without a held-out item among the
-        candidates teach nothing and are left out of ``x``. Every candidate row, kept or not, adds
-        to ``moments`` (3, n_features): row count, sums and sums of squares (for
-        :meth:`feature_shift`), so the fold's rows need not be held in memory."""
-        users = np.flatnonzero(labels.user_counts() > 0)
-        xs, ys, groups = [], [], []
-        for batch in self._user_batches(users, train.n_items):
-            rows = train.matrix[batch]
-            blocks, cand = self._score_blocks(parts, batch, rows)
-            pos = labels.matrix[batch]
-            label = np.zeros(cand.shape, dtype=bool)
-            label[np.repeat(np.arange(len(batch)), np.diff(pos.indptr)), pos.indices] = True
-            r, c = np.nonzero(cand)  # row-major: each user's rows are consecutive
-            if not len(r):
-                continue
-            x = self._pair_features(parts, blocks, rows, r, c)
-            x64 = x.astype(np.float64)
-            moments += [np.full(x.shape[1], len(x)), x64.sum(axis=0), (x64 * x64).sum(axis=0)]
-            keep = (label & cand).any(axis=1)[r]
-            xs.append(x[keep]), ys.append(label[r, c][keep])
-            groups.append(np.bincount(r[keep], minlength=len(batch))[(label & cand).any(axis=1)])
-        if not xs:
-            return np.zeros((0, moments.shape[1]), np.float32), np.zeros(0, bool), np.zeros(0, np.int64)
-        return np.concatenate(xs), np.concatenate(ys), np.concatenate(groups)
-
-    def feature_shift(self, interactions: Interactions | None = None, max_users: int = 2000) -> dict[str, float]:
-        """Standardised mean difference of every feature between the cross-fitted training rows and
-        the rows the serving components produce for (up to ``max_users``) training users' lists:
-        ``(serving mean - training mean) / training std``. Near 0 means the ranker is served the
-        feature distribution it learned from."""
-        self._check_fitted()
-        x = interactions or self.train_
-        rows = []
-        for batch in self._user_batches(self._sample_users(x, max_users), self.n_items_):
-            m = x.matrix[batch]
-            blocks, cand = self._score_blocks(self, batch, m)
-            r, c = np.nonzero(cand)
-            rows.append(self._pair_features(self, blocks, m, r, c))
-        serving = np.concatenate(rows)
-        sd = np.where(self.crossfit_feature_std_ > 1e-12, self.crossfit_feature_std_, 1.0)
-        smd = (serving.mean(axis=0) - self.crossfit_feature_mean_) / sd
-        return dict(zip(self.feature_names, map(float, smd)))
-
     # ------------------------------------------------------------------ exposure policy
     def _calibration_lists(self, train: Interactions, max_users: int = 2000) -> list[tuple[np.ndarray, np.ndarray]]:
         """(ranker scores, is-cold) of the candidates of up to ``max_users`` training users."""
@@ -512,77 +350,6 @@ class Hybrid(Recommender):
         """The exposure choice of the last :meth:`choose_on_validation` (``{}`` before one)."""
         return dict(getattr(self, "exposure_choice_", {}))
 
-    def feature_importance(self) -> dict[str, float]:
-        """Ranker importance per ranker feature (gain share, or |standardised coefficient| share)."""
-        imp = self.ranker_model_.feature_importance()
-        imp = imp / max(float(np.sum(imp)), 1e-12)
-        return dict(zip(self.ranker_feature_names, map(float, imp)))
-
-    def feature_contributions(self, user_idx: int, row: sp.csr_matrix, item_idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-group contributions to the final score of items for one user (explanations).
-
-        Groups: ``cf`` (ALS, item-kNN), ``media`` (the bridge's media->CF score and the fused
-        content profile), ``audio`` / ``video`` / ``text`` (content profiles of that modality),
-        ``popularity``, ``new_item_policy`` (the cold flag's learned offset plus the lift the
-        ``cold_share`` policy gives the item in this user's list) and ``bias``. Linear ranker: coefficient x standardised input; LightGBM: SHAP values
-        (``pred_contrib``). For candidates the groups sum to the score ``recommend`` returns.
-
-        Parameters
-        ----------
-        user_idx : int (-1 for a user unknown at fit time)
-        row : CSR (1, n_items), the user's interactions
-        item_idx : (m,) int
-
-        Returns
-        -------
-        dict of group -> (m,) float32
-        """
-        from recsys.explain import MODALITY_BLOCKS
-
-        self._check_fitted()
-        items = np.asarray(item_idx, dtype=np.int64)
-        users = np.array([user_idx], dtype=np.int64)
-        row = sp.csr_matrix(row, dtype=np.float32)
-        blocks, _ = self._score_blocks(self, users, row)
-        inp = self._ranker_input(self._pair_features(self, blocks, row, np.zeros(len(items), np.int64), items))
-        rk = self.ranker_model_
-        if rk.kind in ("linear", "logistic"):
-            per = (inp - rk.mean_) / rk.scale_ * rk.coef_
-            bias = np.full(len(items), rk.intercept_)
-        else:
-            shap = rk.booster_.predict(inp, pred_contrib=True)
-            per, bias = shap[:, :-1], shap[:, -1]
-        modality = {b: m for m, names in MODALITY_BLOCKS.items() for b in names}
-
-        def group(name: str) -> str:
-            base = name.split("|")[0].removesuffix("_z").removesuffix("_log_rank")
-            if base in ("als", "itemknn"):
-                return "cf"
-            if base in ("media", "content_fused"):
-                return "media"
-            if base.startswith("content_"):
-                return modality.get(base.removeprefix("content_"), "media")
-            if base in ("item_log_pop", "user_log_activity"):
-                return "popularity"
-            return "new_item_policy"  # item_is_cold, has_media
-
-        out: dict[str, np.ndarray] = {}
-        for j, name in enumerate(self._ranker_names()):
-            g = group(name)
-            out[g] = out.get(g, 0.0) + per[:, j]
-        out["new_item_policy"] = out.get("new_item_policy", 0.0) + self._policy_lift(users, row, items)
-        out["bias"] = bias
-        return {g: np.asarray(v, dtype=np.float32) for g, v in out.items()}
-
-    def _policy_lift(self, users: np.ndarray, rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
-        """(m,) what the exposure policy adds to ``items``' scores in one user's list (0 off the list)."""
-        lift = np.zeros(len(items))
-        if not exposure.quota(self.cold_share) or not (self.cold_[items] > 0).any():
-            return lift
-        _, r, c, p = self._candidate_scores(users, rows)
-        delta = dict(zip(c.tolist(), (exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users)) - p).tolist()))
-        return np.array([delta.get(int(i), 0.0) for i in items])
-
     # ------------------------------------------------------------------ scoring
     def _candidate_scores(self, users: np.ndarray, rows: sp.csr_matrix):
         """``(blocks, r, c, p)``: component score blocks, the candidate pairs (batch row ``r``,
@@ -607,96 +374,6 @@ class Hybrid(Recommender):
         out[~finite] = -np.inf
         out[r, c] = p
         return out
-
-    # ------------------------------------------------------------------ candidate-only serving
-    def serves_from_candidates(self) -> bool:
-        """Whether :meth:`recommend` scores only the candidate pairs (no dense rows): the ranker
-        must not read within-row ranks, which only a full row gives (the ``linear`` ranker)."""
-        self._check_fitted()
-        return not any(n.endswith("_log_rank") for n in self._ranker_names())
-
-    def _pool(self, users: np.ndarray, rows: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(r, c, p)``: the candidate pairs of a batch (row-major) and their final scores (ranker,
-        then the exposure policy), from candidate-only component views
-        (:mod:`recsys.models.candidate_scoring`): the same candidates and scores as the dense
-        :meth:`_candidate_scores`, except that item-kNN retrieves only items it scores above 0."""
-        from recsys.models import candidate_scoring as cs
-
-        cache = self.__dict__.setdefault("_moment_cache", {})
-        n_items = self.n_items_
-        views, picks = [], []
-        for name, comp in self._sources(self):
-            view = cs.source_for(comp, users, rows, cache)
-            k = min(self._n_cand(name.split("_", 1)[0] if name.startswith("content_") else name), n_items)
-            picks.append(cs.top_pairs(view.top_k(k)) if k else (np.zeros(0, np.int64),) * 2)
-            views.append((name, view))
-        n_cold, cold = self._n_cand("cold"), np.flatnonzero(self.cold_ > 0)
-        if n_cold and len(cold):
-            names = [n for n, _ in views]
-            pick = views[names.index(next((n for n in names if n.startswith("content_")), names[-1]))][1]
-            rr = np.repeat(np.arange(len(users)), len(cold))
-            s = pick.pairs(rr, np.tile(cold, len(users))).reshape(len(users), len(cold))
-            sr, sc = cs.seen_pairs(rows)
-            pos = np.searchsorted(cold, sc)
-            hit = (pos < len(cold)) & (cold[np.minimum(pos, len(cold) - 1)] == sc)
-            s[sr[hit], pos[hit]] = -np.inf
-            c = min(n_cold, len(cold))
-            top = np.argpartition(-s, c - 1, axis=1)[:, :c] if c < len(cold) else \
-                np.broadcast_to(np.arange(len(cold)), (len(users), len(cold)))
-            picks.append((np.repeat(np.arange(len(users)), top.shape[1]), cold[top].ravel()))
-        pop = self.popular_[:min(self._n_cand("popularity"), n_items)]
-        if len(pop):
-            picks.append((np.repeat(np.arange(len(users)), len(pop)), np.tile(pop, len(users))))
-        r, c = cs.union_pairs(picks, rows, n_items)
-        if not len(r):
-            return r, c, np.zeros(0, np.float32)
-        activity = np.log1p(np.diff(rows.indptr)).astype(np.float32)
-        cols = []
-        for _, view in views:
-            v, st = view.pairs(r, c), view.row_stats()
-            sd = st.std[r]
-            z = np.divide(v - st.mean[r], sd, out=np.zeros_like(v), where=sd > 1e-12)
-            cols += [v, z, np.full(len(r), np.nan, np.float32)]  # log-ranks: not read (see serves_from_candidates)
-        cols += [self.log_pop_[c], self.cold_[c], self.bridge_.has_media_[c], activity[r]]
-        x = np.column_stack(cols).astype(np.float32)
-        p = self.ranker_model_.predict(self._ranker_input(x))
-        p = exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users))
-        return r, c, np.asarray(p, dtype=np.float32)
-
-    def recommend(self, user_idx, user_items=None, n: int = 10, filter_seen: bool = True, items=None,
-                  batch_size: int | None = None):
-        """Top-``n`` items (see :meth:`Recommender.recommend`). With seen items filtered and no
-        ``items`` restriction, only the candidate pairs are scored (:meth:`_pool`); the lists are
-        those of the dense path. Other calls, users unknown without a history, and users with
-        fewer than ``n`` candidates take the dense path."""
-        self._check_fitted()
-        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
-        if not (filter_seen and items is None and n >= 1 and self.serves_from_candidates()):
-            return super().recommend(user_idx, user_items, n, filter_seen, items, batch_size)
-        rows = self._user_rows(users, user_items)
-        known = (users >= 0) & (users < self.n_users_)
-        if (~known & (np.diff(rows.indptr) == 0)).any():
-            return super().recommend(user_idx, user_items, n, filter_seen, items, batch_size)
-        out_idx = np.empty((len(users), n), dtype=np.int64)
-        out_val = np.empty((len(users), n), dtype=np.float32)
-        bs = batch_size or 256
-        for start in range(0, len(users), bs):
-            sl = slice(start, start + bs)
-            block = rows if len(users) <= bs else rows[sl]
-            b = min(bs, len(users) - start)
-            r, c, p = self._pool(users[sl], block)
-            counts = np.bincount(r, minlength=b)
-            if (counts < n).any():  # too few candidates: the dense path fills from ALS order
-                idx, val = super().recommend(users[sl], block, n, filter_seen, None, batch_size)
-            else:
-                # best first within each row; ties by item index, as top_n orders them
-                order = np.lexsort((c, -p, r))
-                first = np.searchsorted(r[order], np.arange(b))
-                take = order[(first[:, None] + np.arange(n)[None, :]).ravel()]
-                idx, val = c[take].reshape(b, n), p[take].reshape(b, n)
-            out_idx[sl], out_val[sl] = idx, val
-        single = np.ndim(user_idx) == 0
-        return (out_idx[0], out_val[0]) if single else (out_idx, out_val)
 
     def _rank(self, users: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:
         blocks, r, c, p = self._candidate_scores(users, rows)

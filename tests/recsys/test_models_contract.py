@@ -250,6 +250,11 @@ def test_new_items_capability(fitted, planted):
     assert s.shape == (N_USERS, N_ITEMS + 1) and np.isfinite(s[:, N_ITEMS]).all()
     assert c.similar_items(N_ITEMS, n=3)[0].shape == (3,)
     if c.uses_features:  # identical media, identical treatment: scored exactly like its cold source
+        if getattr(c, "cold_share", None):
+            # the hybrid's per-list exposure quota lifts only some of the tied cold items of a
+            # list (by design); the ranker's own scores must still be identical
+            c.cold_share = None
+            s = c.scores(np.arange(N_USERS))
         np.testing.assert_allclose(s[:, N_ITEMS], s[:, src], rtol=1e-5, atol=1e-6)
     with pytest.raises(DataError, match="already known"):
         c.add_items(["new-1"], new if c.uses_features else None)
