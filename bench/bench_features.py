@@ -8,7 +8,7 @@ about the same machine load:
                 (``workers=None, executor="auto"``: a thread pool of one thread per core for
                 catalogs this size) on a fresh output folder;
 - ``1 worker``  the same with ``workers=1``: files one after another in this process;
-- ``decode``    bound 1: sampling the same frames with :func:`features.media.decode_video`, no
+- ``decode``    bound 1: sampling the same frames with :func:`features.video_decode.decode_video`, no
                 features, one thread;
 - ``cnn``       bound 2: :func:`features.video.frame_embeddings` on random frames of the same count
                 and size per clip (model built before timing), one thread.
@@ -145,7 +145,8 @@ def time_cached(catalog, out: Path, config) -> float:
 
 def time_decode(paths, config) -> tuple[float, float, list[tuple[int, int, int]]]:
     """Seconds (wall, cpu) to sample the frames of every file; the (n, h, w) of each clip's frames."""
-    from features.media import decode_video, probe
+    from features.media import probe
+    from features.video_decode import decode_video
     from recsys.errors import MediaDecodeError
 
     shapes = []

@@ -211,7 +211,9 @@ def extract_file(
         Bad backbone / weights / device settings (not a property of the file: the batch should stop).
     """
     from features.audio import audio_stats_vector
-    from features.media import decode_audio, decode_video, probe
+    from features.audio_decode import decode_audio
+    from features.media import probe
+    from features.video_decode import decode_video
     from features.video import cnn_vector, video_descriptor_vector
 
     path = Path(path)

@@ -195,7 +195,7 @@ class AVCorrespondence(nn.Module):
         Parameters
         ----------
         frames : (n, H, W, 3) uint8
-            RGB frames of any size (e.g. :func:`features.media.decode_video`); they are brought to
+            RGB frames of any size (e.g. :func:`features.video_decode.decode_video`); they are brought to
             ``frame_size`` squares the way the media cache does.
 
         Returns

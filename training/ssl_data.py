@@ -271,7 +271,7 @@ def cache_fingerprint(catalog, config: MediaCacheConfig) -> str:
 
 def _decode_patches(path: Path, cfg: MediaCacheConfig) -> tuple[np.ndarray, np.ndarray]:
     from features.audio import logmel
-    from features.media import decode_audio
+    from features.audio_decode import decode_audio
 
     track = decode_audio(path, sample_rate=cfg.sample_rate, max_duration_s=cfg.max_audio_s, threads=1)
     lm = logmel(track.wave, track.sample_rate, cfg.n_mels)
@@ -301,7 +301,7 @@ def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
     for f in frames:
         h, w = f.shape[:2]
         scale = size / min(h, w)
-        if scale < 1.0:  # the same rounding as features.media._to_rgb
+        if scale < 1.0:  # the same rounding as features.video_decode._to_rgb
             f = cv2.resize(f, (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)), interpolation=cv2.INTER_AREA)
         if f.shape[:2] != (size, size):
             f = cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
@@ -310,7 +310,7 @@ def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def _decode_frames(path: Path, cfg: MediaCacheConfig) -> tuple[np.ndarray, np.ndarray]:
-    from features.media import decode_video
+    from features.video_decode import decode_video
 
     # fps far above any native rate: sample_indices then spreads max_frames evenly over the clip
     clip = decode_video(path, fps=1000.0, max_frames=cfg.frames_per_clip, max_short_side=cfg.frame_size, threads=1)

@@ -131,7 +131,7 @@ def test_encoder_interface() -> None:
 @pytest.mark.shared
 def test_esc50_nearest_neighbour_accuracy(esc50_dir: Path) -> None:
     """Leave-one-out 1-NN (cosine, standardised) over 100 clips of 50 classes: chance is 2 %."""
-    from features.media import decode_audio
+    from features.audio_decode import decode_audio
 
     with (esc50_dir / "meta.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

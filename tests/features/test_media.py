@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.media import decode_audio, decode_video, probe, sample_indices
+from features.audio_decode import decode_audio
+from features.media import probe
+from features.video_decode import decode_video, sample_indices
 from recsys.errors import MediaDecodeError
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -132,7 +134,7 @@ def test_scan_fallback_for_streams_of_unknown_length(media_dir: Path) -> None:
     """When OpenCV reports no frame count / rate, the whole stream is read and sampled evenly."""
     import cv2
 
-    from features.media import _read_scan
+    from features.video_decode import _read_scan
 
     path = media_dir / "video_features-activitynet" / "v_GGSY1Qvo990.mp4"  # 355 frames
     for native_fps, max_frames in ((19.62, 16), (None, 6), (19.62, 100)):

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from features.extract import ExtractorConfig, extract_file
-from features.media import decode_video, probe, stream_spans
+from features.media import probe, stream_spans
+from features.video_decode import decode_video
 from recsys.errors import MediaDecodeError
 
 from media_corpus import CASES, write_corpus

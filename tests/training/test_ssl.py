@@ -293,7 +293,8 @@ def test_train_encoders_adds_blocks_with_masks(trained, catalog):
 def test_train_encoders_rows_match_checkpoint_encoders(trained, catalog):
     """The blocks equal what the checkpoints alone compute from a file (decode -> log-mel -> encode)."""
     from features.audio import logmel
-    from features.media import decode_audio, decode_video
+    from features.audio_decode import decode_audio
+    from features.video_decode import decode_video
 
     fdir, out, report, _ = trained
     ae, av = load_encoders(out)
