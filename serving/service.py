@@ -65,6 +65,17 @@ class RecommendationService:
         self.n_registered = 0
         self._lock = threading.Lock()
         self._unit_cache: dict[str, np.ndarray] = {}
+        # set by a hot reload (serving.reload): the service now served instead of this one
+        self._successor: RecommendationService | None = None
+
+    def retire(self, successor: "RecommendationService") -> None:
+        """Mark this service replaced by ``successor`` (a hot reload; the caller holds ``_lock``).
+
+        It keeps answering the requests that already hold it; a registration that reaches its
+        commit step afterwards is made on ``successor`` instead, so no registered item is lost
+        to a model that is no longer served.
+        """
+        self._successor = successor
 
     # ------------------------------------------------------------------ ids
     @property
@@ -249,19 +260,28 @@ class RecommendationService:
         except MediaDecodeError as exc:  # name the file as the caller did, not by its server path
             raise MediaDecodeError(path, exc.reason.replace(str(full), path)) from None
         new = self._new_item_features(item_id, ff.blocks)
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                return self._commit_locked(item_id, path, ff, new)
+        # retired by a hot reload while the media was extracted: register on the bundle now served
+        # (with its own extractor and fusion settings, so the file is extracted again there)
+        return successor.register_item(item_id, path)
+
+    def _commit_locked(self, item_id: Any, path: str, ff, new) -> dict[str, Any]:
+        """Persist a registration, then add the item to the model (caller holds the lock)."""
+        if self.item_index(item_id) >= 0:
+            raise DuplicateIdError(f"item {item_id!r} already exists")
         record = {"item_id": item_id, "path": path, "has_audio": bool(ff.has_audio), "has_video": bool(ff.has_video),
                   "duration_s": float(ff.duration_s) if np.isfinite(ff.duration_s) else None,
                   "blocks": {k: np.asarray(v, np.float32).tolist() for k, v in ff.blocks.items()}}
-        with self._lock:
-            if self.item_index(item_id) >= 0:
-                raise DuplicateIdError(f"item {item_id!r} already exists")
-            if self.registry is not None:  # written before the model changes: on disk means served
-                try:
-                    self.registry.append(record)
-                except OSError as exc:  # disk full, permissions changed: the item is not added
-                    raise RegistryWriteError(f"could not persist the registration to {self.registry.path}: "
-                                             f"{exc}; the item was not added") from None
-            idx = self._add_locked(item_id, new)
+        if self.registry is not None:  # written before the model changes: on disk means served
+            try:
+                self.registry.append(record)
+            except OSError as exc:  # disk full, permissions changed: the item is not added
+                raise RegistryWriteError(f"could not persist the registration to {self.registry.path}: "
+                                         f"{exc}; the item was not added") from None
+        idx = self._add_locked(item_id, new)
         return {"item_id": item_id, "item_idx": idx, "has_audio": record["has_audio"],
                 "has_video": record["has_video"], "duration_s": float(ff.duration_s), "cold": True}
 
