@@ -365,6 +365,7 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
     )
     app.state.reloader = reloader
     app.state.metrics = ServingMetrics(reloader)
+    reloader.cache.on_lookup = app.state.metrics.cache_lookup
     app.state.token = token
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -8,7 +8,7 @@ Series (``prometheus_client``; one registry per app, so several apps in one proc
     avrec_bundle_loaded_timestamp_seconds, avrec_bundle_generation     when it was loaded; swaps so far
     avrec_bundle_reloads_total{outcome="ok"|"failed"}       counter
     avrec_items, avrec_users, avrec_registered_items        gauges of the served model
-    avrec_search_cache_hits_total, avrec_search_cache_misses_total, avrec_search_cache_entries
+    avrec_search_cache_lookups_total{outcome="hit"|"miss"}, avrec_search_cache_entries
 
 ``route`` is the route *template* (``/users/{user_id}/recommendations``), never the raw path, so
 the number of series stays bounded however many ids clients send; requests that match no route
@@ -21,8 +21,9 @@ every response body in a stream and costs ~100 us a request).
 use prometheus_client's multiprocess mode: :func:`serving.app.serve` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start, every worker writes its
 samples there, and ``/metrics`` in any worker sums them over all workers (dead ones included, so
-counters never go back). The bundle and cache series are the answering worker's own: every worker
-serves the same bundle (registration is off with several workers), and the cache is per process.
+counters never go back), the search cache lookups too. The bundle series and the cache's size are
+the answering worker's own: every worker serves the same bundle (registration is off with several
+workers), and each has its own cache.
 """
 
 from __future__ import annotations
@@ -68,12 +69,8 @@ class ServedStateCollector:
         reloads.add_metric(["ok"], r.reloads_ok)
         reloads.add_metric(["failed"], r.reloads_failed)
         yield reloads
-        cache = r.cache
-        yield CounterMetricFamily("avrec_search_cache_hits", "Searches answered from the query cache",
-                                  value=cache.hits)
-        yield CounterMetricFamily("avrec_search_cache_misses", "Searches whose relevant pool was computed",
-                                  value=cache.misses)
-        yield GaugeMetricFamily("avrec_search_cache_entries", "Entries in the query cache", value=len(cache))
+        yield GaugeMetricFamily("avrec_search_cache_entries", "Entries in the query cache (this process)",
+                                value=len(r.cache))
         served = r.current
         if served is None:  # before the lifespan loaded the bundle
             return
@@ -112,6 +109,9 @@ class ServingMetrics:
                                  "Time from the request's arrival at the app to its last body byte handed to the "
                                  "server, by route template", ["method", "route"], buckets=LATENCY_BUCKETS,
                                  registry=self.registry)
+        self.cache_lookups = Counter("avrec_search_cache_lookups", "Query cache lookups of searches by outcome",
+                                     ["outcome"], registry=self.registry)
+        self._cache_children = {True: self.cache_lookups.labels("hit"), False: self.cache_lookups.labels("miss")}
         self._state = None if reloader is None else ServedStateCollector(reloader)
         if self._state is not None:
             self.registry.register(self._state)
@@ -130,6 +130,10 @@ class ServingMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def cache_lookup(self, hit: bool) -> None:
+        """Count one query cache lookup (:attr:`serving.query_cache.QueryCache.on_lookup`)."""
+        self._cache_children[hit].inc()
 
     def exposition(self) -> bytes:
         """The text exposition format (version 0.0.4) of every series."""

@@ -7,15 +7,16 @@ that starts with the index's ``version``: a registration or a reload builds a ne
 new version, so entries of the old one are never read again and age out of the LRU. What a user
 adds (their scores over the pool) is computed per request and never cached.
 
-Hits and misses are counted for ``/metrics`` (``avrec_search_cache_*``); they cover the cache's
-lifetime, which is the server's (one cache per app, shared by every index it serves).
+Hits and misses are counted (``hits``, ``misses``) and reported to ``on_lookup`` when one is set:
+the server's ``/metrics`` counts them there (``avrec_search_cache_*``, summed over worker
+processes); one cache per app, shared by every index it serves, so the counts span reloads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 DEFAULT_SIZE = 4096  # entries; one is ~1.2 kB (100 int64 indices + 100 float32 relevances)
@@ -28,12 +29,15 @@ class QueryCache:
     ----------
     maxsize : int
         Entries kept; 0 disables the cache (every lookup is a miss, nothing is stored).
+    on_lookup : callable, optional
+        Called with True (hit) or False (miss) after every lookup.
     """
 
-    def __init__(self, maxsize: int = DEFAULT_SIZE) -> None:
+    def __init__(self, maxsize: int = DEFAULT_SIZE, on_lookup: Callable[[bool], None] | None = None) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0, got {maxsize}")
         self.maxsize = int(maxsize)
+        self.on_lookup = on_lookup
         self.hits = 0
         self.misses = 0
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
@@ -46,10 +50,12 @@ class QueryCache:
             value = self._data.get(key)
             if value is None:
                 self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
+            else:
+                self._data.move_to_end(key)
+                self.hits += 1
+        if self.on_lookup is not None:
+            self.on_lookup(value is not None)
+        return value
 
     def put(self, key: Hashable, value: Any) -> None:
         """Store ``value`` (not None), evicting the least recently used entry when full."""

@@ -252,7 +252,7 @@ def test_metrics_describe_the_served_bundle(api, hybrid_bundle):
     assert _value(samples, "avrec_registered_items") == 0
     assert _value(samples, "avrec_bundle_generation") == 0
     assert _value(samples, "avrec_bundle_reloads_total", outcome="ok") == 0
-    assert "avrec_search_cache_hits" in samples and "process_resident_memory_bytes" in samples
+    assert "avrec_search_cache_entries" in samples and "process_resident_memory_bytes" in samples
 
 
 def test_openapi_docs(api):

@@ -266,3 +266,17 @@ def test_a_registration_invalidates_cached_queries(words):
     assert s._text_search().version != version  # a new index, so no old entry is read
     assert "new2" in [it["item_id"] for it in after["items"]]
     assert "new2" not in [it["item_id"] for it in before["items"]]
+
+
+def test_search_cache_lookups_are_counted_in_the_metrics(api):
+    from serving.metrics import parse_exposition
+
+    def lookups():
+        samples = parse_exposition(api.get("/metrics").text)["avrec_search_cache_lookups"]
+        return {lab["outcome"]: v for n, lab, v in samples if n.endswith("_total")}
+
+    before = lookups()
+    for _ in range(2):
+        assert api.get("/search", params={"q": "thunder storms at night", "n": 3}).status_code == 200
+    after = lookups()
+    assert after["miss"] - before.get("miss", 0) == 1 and after["hit"] - before.get("hit", 0) == 1
