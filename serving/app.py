@@ -57,7 +57,8 @@ from serving.query_cache import DEFAULT_SIZE, QueryCache
 from serving.reload import Reloader, ReloadError, Served
 from serving.search import DEFAULT_USER_WEIGHT, MAX_QUERY_CHARS
 from serving.search_service import SearchService
-from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError
+from serving.service import (DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError,
+                             build_service)
 
 TOKEN_ENV = "AVREC_TOKEN"  # environment variable holding the write token of `avrec serve`
 BUNDLE_ENV = "AVREC_SERVE_BUNDLE"  # multi-worker servers: the bundle each worker loads
@@ -485,31 +486,6 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
     return app
 
 
-def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
-                  registry: str | Path | None | bool = True) -> RecommendationService:
-    """The service of a loaded bundle, with its registrations log replayed.
-
-    ``registry``: True is ``<bundle>.items.jsonl`` beside a bundle loaded from disk, a path puts the
-    log there, None keeps registrations in memory only. When registration is possible (a media root
-    and a token), the log must be writable.
-
-    Raises
-    ------
-    BundleError
-        The log is damaged, does not fit the bundle, or cannot be written.
-    """
-    from serving.registry import RegistrationLog, log_path_for
-
-    if registry is True:
-        registry = None if bundle.path is None else log_path_for(bundle.path)
-    log = None if registry in (None, False) else RegistrationLog(registry)
-    service = RecommendationService(bundle, media_root=media_root, registry=log)
-    if log is not None and media_root is not None and token is not None:
-        log.check_writable()
-    service.replay_registrations()
-    return service
-
-
 def _json_safe(value: Any) -> Any:
     """``value`` with non-finite floats (not representable in JSON) replaced by their repr."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -620,10 +596,10 @@ def _listen(host: str, port: int):
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Accepted connections inherit TCP_NODELAY from the listening socket on Linux. Without it a
     # response written as two segments (headers, then body) waits for the client's delayed ACK:
-    # every request after a connection's first took 44 ms instead of 3. asyncio sets it only on
-    # sockets created with proto=IPPROTO_TCP, which socket.create_server's is not (uvicorn's own
-    # bind, used nowhere here, is); uvloop sets it on every TCP connection. Workers share this
-    # socket, so the multi-worker path gets it too.
+    # every request after a connection's first took 44 ms instead of 3. asyncio sets it itself
+    # only on connections of a socket created with proto=IPPROTO_TCP, which socket.create_server's
+    # is not (uvloop sets it on every TCP connection). The workers of a multi-worker server accept
+    # on this same socket, so they get it too.
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock

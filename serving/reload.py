@@ -43,7 +43,7 @@ from typing import Any
 from recsys.errors import AvrecError, ConfigError
 from serving.query_cache import QueryCache
 from serving.search_service import SearchService
-from serving.service import RecommendationService
+from serving.service import RecommendationService, build_service
 
 log = logging.getLogger("avrec.serving")
 
@@ -212,8 +212,6 @@ class Reloader:
         return served
 
     def _build_service(self, bundle) -> RecommendationService:
-        from serving.app import build_service
-
         return build_service(bundle, media_root=self.media_root, token=self.token, registry=self.registry)
 
     def _snapshot(self, service: RecommendationService, path: Path | None, generation: int) -> Served:

@@ -10,7 +10,8 @@ lock is not the bottleneck on the 1-2 worker processes a bundle is served with).
 
 Registered items are written to a :class:`~serving.registry.RegistrationLog` (when the service has
 one) before they join the model, and :meth:`RecommendationService.replay_registrations` adds them
-back when a server starts.
+back when a server starts (:func:`build_service`) or reloads its bundle (:mod:`serving.reload`,
+which retires the old service: a registration still in flight on it moves to the new one).
 """
 
 from __future__ import annotations
@@ -350,6 +351,31 @@ class RecommendationService:
                 "bundle_created": self.bundle.manifest.get("created"),
                 "registration": self.media_root is not None and self.bundle.extractor is not None,
                 "registered_items": self.n_registered, "registrations_persisted": self.registry is not None}
+
+
+def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
+                  registry: str | Path | None | bool = True) -> RecommendationService:
+    """The service of a loaded bundle, with its registrations log replayed.
+
+    ``registry``: True is ``<bundle>.items.jsonl`` beside a bundle loaded from disk, a path puts the
+    log there, None keeps registrations in memory only. When registration is possible (a media root
+    and a token), the log must be writable.
+
+    Raises
+    ------
+    BundleError
+        The log is damaged, does not fit the bundle, or cannot be written.
+    """
+    from serving.registry import log_path_for
+
+    if registry is True:
+        registry = None if bundle.path is None else log_path_for(bundle.path)
+    log = None if registry in (None, False) else RegistrationLog(registry)
+    service = RecommendationService(bundle, media_root=media_root, registry=log)
+    if log is not None and media_root is not None and token is not None:
+        log.check_writable()
+    service.replay_registrations()
+    return service
 
 
 def _append_features(a, b):

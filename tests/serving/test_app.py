@@ -281,7 +281,7 @@ def media_api(media_bundle):
 
 def test_register_new_media_item_end_to_end(media_api, media_bundle):
     bundle, root = media_bundle
-    (root / "uploads").mkdir()
+    (root / "uploads").mkdir(exist_ok=True)
     shutil.copy(root / "media" / "i0003.mp4", root / "uploads" / "clip.mp4")
     assert media_api.get("/health").json()["registration"] is True
     r = media_api.post("/items", json={"item_id": "n1", "path": "uploads/clip.mp4"})
