@@ -178,6 +178,7 @@ class Reloader:
                                   f"(checksum {(old.checksum or '-')[:12]}): {reason}") from None
             self.reloads_ok += 1
             out = {"previous": old.describe(), "current": new.describe(), "seconds": round(time.perf_counter() - t0, 3)}
+            # warning, not info: a swapped model is what an operator reads the log for
             log.warning("reloaded %s (checksum %s) in %.2fs", new.path, (new.checksum or "-")[:12], out["seconds"])
             return out
         finally:

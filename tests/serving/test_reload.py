@@ -249,9 +249,8 @@ def test_several_workers_sum_their_metrics_and_restart_on_sighup(als_bundle, tmp
     url = f"http://127.0.0.1:{port}"
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    code = (f"from serving.app import serve\n"
-            f"serve({str(als_bundle)!r}, port={port}, workers=2, log_level='info')\n")
-    proc = _start(["-c", code], {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "AVREC_TOKEN": TOKEN})
+    proc = _start(["-m", "recsys.cli", "serve", "--bundle", str(als_bundle), "--port", str(port), "--workers", "2",
+                   "--log-level", "info"], {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "AVREC_TOKEN": TOKEN})
     try:
         _wait_up(proc, url)
         for k in range(30):  # a new connection each: the kernel spreads them over the two workers
