@@ -211,7 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # the HTTP stack is the optional extra avrec[serve]
         raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
-    serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=1,
+    serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=args.workers,
           log_level=args.log_level, token=args.token)
     return 0
 
@@ -475,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None,
                    help="bearer token of the write routes (POST /items); default $AVREC_TOKEN (preferred: a "
                         "command line is visible to other users); without one, write routes are off")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (not with --media-root); SIGHUP to the parent reloads the bundle")
     p.add_argument("--log-level", default="warning",
                    help="uvicorn log level: critical, error, warning, info (access log), debug, trace")
     p.set_defaults(func=cmd_serve)

@@ -20,6 +20,14 @@ write routes are off (403); a missing or wrong token is 401.
 Items registered with ``POST /items`` are appended to ``<bundle>.items.jsonl`` beside the bundle
 (:mod:`serving.registry`) and replayed when the server starts.
 
+Hot reload (:mod:`serving.reload`): ``POST /admin/reload`` (a write route: token) or ``SIGHUP`` to
+``avrec serve`` loads and verifies a bundle (default: the served path again) off the request
+path and swaps it in atomically; every request reads one snapshot (:class:`~serving.reload.Served`)
+through the dependencies below, so it never mixes two bundles. A bundle that fails to load,
+verify or answer leaves the old one serving: 409 with the reason.
+
+``GET /metrics`` answers in the Prometheus text format (:mod:`serving.metrics`).
+
 Start it with ``avrec serve --bundle B`` or :func:`serve`; :func:`create_app` builds the app for
 tests and for other ASGI servers.
 """
@@ -34,22 +42,31 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from recsys import __version__
 from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, QueryError, UnknownIdError
 from serving.limits import BodyLimitMiddleware
-from serving.metrics import MetricsMiddleware, MetricsRecorder
+from serving.metrics import MULTIPROC_ENV, MetricsMiddleware, ServingMetrics, multiprocess_dir
+from serving.query_cache import DEFAULT_SIZE, QueryCache
+from serving.reload import Reloader, ReloadError, Served
 from serving.search import DEFAULT_USER_WEIGHT, MAX_QUERY_CHARS
 from serving.search_service import SearchService
-from serving.service import DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError
+from serving.service import (DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError,
+                             build_service)
 
 TOKEN_ENV = "AVREC_TOKEN"  # environment variable holding the write token of `avrec serve`
+BUNDLE_ENV = "AVREC_SERVE_BUNDLE"  # multi-worker servers: the bundle each worker loads
+WORKERS_ENV = "AVREC_SERVE_WORKERS"  # multi-worker servers: how many there are
+#: seconds a replacement worker may take to load its bundle before uvicorn's rolling restart (SIGHUP
+#: with several workers) gives up and keeps the old worker; uvicorn's default of 5 s is less than
+#: a large bundle takes on a busy machine
+WORKER_START_TIMEOUT = 120
 
 MAX_N = 1000  # longest list a request may ask for
 MAX_HISTORY = 10_000  # items in an ad-hoc history
@@ -62,7 +79,7 @@ ERROR_STATUS: tuple[tuple[type[AvrecError], int], ...] = (
     (RegistrationDisabledError, 403),  # POST /items on a server started without --media-root
     (MediaDecodeError, 422),  # the file exists but is not decodable media
     (QueryError, 422),  # empty, overlong or meaningless search query
-    (ConfigError, 409),  # valid request this bundle cannot answer (no audio block, no extractor)
+    (ConfigError, 409),  # valid request this bundle cannot answer (no audio block, no extractor); a refused reload
     (DataError, 400),  # bad media path, inconsistent values
     (AvrecError, 400),
 )
@@ -107,6 +124,8 @@ class HealthOut(BaseModel):
     registration: bool = Field(description="whether POST /items is enabled (a token and --media-root are set)")
     registered_items: int = Field(description="items added with POST /items, including those replayed at start-up")
     registrations_persisted: bool = Field(description="whether registered items are kept on disk beside the bundle")
+    bundle_checksum: str | None = Field(description="SHA-256 of the served bundle's manifest (changes on a reload "
+                                                    "to another bundle); null for a bundle not loaded from disk")
 
 
 class ExplainedItem(ScoredItem):
@@ -207,37 +226,51 @@ class RegisteredItemOut(BaseModel):
     cold: bool = Field(description="true: scored from its media until the model is refitted")
 
 
-class LatencyOut(BaseModel):
-    p50: float
-    p90: float
-    p99: float
-    max: float
-    samples: int = Field(description="requests the quantiles are computed over (the most recent ones)")
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"path": "/srv/bundles/b2"}]})
+
+    path: str | None = Field(None, min_length=1, max_length=4096,
+                             description="bundle directory on the server; default: the served bundle's path again")
 
 
-class RouteMetricsOut(BaseModel):
-    count: int
-    status: dict[str, int] = Field(description="requests per HTTP status code")
-    latency_ms: LatencyOut
+class BundleOut(BaseModel):
+    path: str | None
+    checksum: str | None = Field(description="SHA-256 of the bundle's manifest")
+    model: str
+    n_users: int
+    n_items: int
+    registered_items: int = Field(description="items of its registrations log replayed or added since")
+    created: str | None
+    avrec_version: str | None
+    generation: int = Field(description="0: the bundle the server started with; +1 per reload")
+    loaded_at: float = Field(description="Unix time")
 
 
-class MetricsOut(BaseModel):
-    uptime_s: float
-    window: int = Field(description="latencies kept per route")
-    requests: int
-    routes: dict[str, RouteMetricsOut] = Field(description='keyed by "METHOD /route/{template}"')
+class ReloadOut(BaseModel):
+    previous: BundleOut
+    current: BundleOut
+    seconds: float = Field(description="time to load, verify and swap the bundle")
 
 
 # ---------------------------------------------------------------------------- app
 # Dependencies that only read app state are async: FastAPI runs a plain ``def`` dependency in the
 # thread pool, one thread hop per dependency per request (on 2 busy cores that cost the ALS route
 # about 40% of its throughput once the search dependency joined the service one).
-async def _service(request: Request) -> RecommendationService:
-    return request.app.state.service
+# _service and _search both read the snapshot through _served, which FastAPI evaluates once per
+# request: a route that uses both never gets them from two bundles across a hot reload.
+async def _served(request: Request) -> Served:
+    return request.app.state.reloader.current
 
 
-async def _search(request: Request) -> SearchService:
-    return request.app.state.search
+CurrentBundle = Annotated[Served, Depends(_served)]
+
+
+async def _service(served: CurrentBundle) -> RecommendationService:
+    return served.service
+
+
+async def _search(served: CurrentBundle) -> SearchService:
+    return served.search
 
 
 Service = Annotated[RecommendationService, Depends(_service)]
@@ -273,7 +306,8 @@ WriteAccess = Depends(_require_token)
 
 
 def create_app(bundle, media_root: str | Path | None = None, token: str | None = None,
-               registry: str | Path | None | bool = True) -> FastAPI:
+               registry: str | Path | None | bool = True, query_cache: int = DEFAULT_SIZE,
+               workers: int = 1) -> FastAPI:
     """The FastAPI app serving ``bundle``.
 
     Parameters
@@ -289,7 +323,13 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         The bearer token write routes require; None turns write routes off (403).
     registry : path, True or None
         The registrations log: True (default) is ``<bundle>.items.jsonl`` beside a bundle loaded
-        from disk, a path puts it there, None keeps registrations in memory only.
+        from disk, a path puts it there, None keeps registrations in memory only. Bundles swapped
+        in by a reload get theirs the same way (:mod:`serving.reload`).
+    query_cache : int
+        Searches whose relevant items are cached (LRU; 0 turns the cache off).
+    workers : int
+        Worker processes of the server this app runs in (``POST /admin/reload`` is refused with
+        more than one: SIGHUP to the parent process reloads them all).
     """
     from serving.bundle import Bundle
 
@@ -298,20 +338,17 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
     if token is not None and len(token) < 8:
         raise ConfigError("the token must have at least 8 characters (use a long random string)")
 
+    reloader = Reloader(media_root=media_root, token=token, registry=registry, cache=QueryCache(query_cache),
+                        workers=workers)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from starlette.concurrency import run_in_threadpool
         from threadpoolctl import threadpool_limits
 
-        from serving.bundle import load_bundle
-
-        if isinstance(bundle, RecommendationService):
-            app.state.service = bundle
-        else:
-            loaded = bundle if isinstance(bundle, Bundle) else await run_in_threadpool(load_bundle, bundle)
-            app.state.service = await run_in_threadpool(build_service, loaded, media_root, token, registry)
-        app.state.search = SearchService(app.state.service)
-        await run_in_threadpool(app.state.search.warm)  # before the BLAS limit below: see warm()
+        # loading, replaying registrations and building the search index (which also loads the
+        # libraries queries use) happen before the BLAS limit below: see SearchService.warm()
+        await run_in_threadpool(reloader.start, bundle)
         # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
         # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
         # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms
@@ -329,10 +366,12 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         summary="Audio+video recommendations: per-user lists, ad-hoc histories, similar items, new media items.",
         lifespan=lifespan,
     )
-    app.state.metrics = MetricsRecorder()
+    app.state.reloader = reloader
+    app.state.metrics = ServingMetrics(reloader)
+    reloader.cache.on_lookup = app.state.metrics.cache_lookup
     app.state.token = token
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(MetricsMiddleware, recorder=app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -349,10 +388,11 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.get("/health", response_model=HealthOut, tags=["info"])
-    def health(service: Service, request: Request) -> dict[str, Any]:
+    def health(served: CurrentBundle, request: Request) -> dict[str, Any]:
         """Model, catalog size, whether registration is on and how many items were registered."""
-        out = service.health()
+        out = served.service.health()
         out["registration"] = out["registration"] and request.app.state.token is not None
+        out["bundle_checksum"] = served.checksum
         return out
 
     @app.get("/users/{user_id}/recommendations", response_model=UserRecommendationsOut, tags=["recommendations"],
@@ -422,37 +462,30 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         """
         return search.search_by_media(body.path, by=body.by.value, n=body.n)
 
-    @app.get("/metrics", response_model=MetricsOut, tags=["info"])
-    def metrics(request: Request) -> dict[str, Any]:
-        """Request counts per route and status; latency quantiles over each route's recent requests."""
-        return request.app.state.metrics.snapshot()
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["info"],
+             responses={200: {"content": {"text/plain": {}},
+                              "description": "Prometheus text exposition format, version 0.0.4"}})
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics: requests by route template and status, latency histograms per route, the
+        served bundle (path, checksum, model), item and user counts, registrations, reloads, search cache."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload", response_model=ReloadOut, tags=["admin"], dependencies=[WriteAccess],
+              responses={**_ERRORS, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def reload_bundle(request: Request, body: Annotated[ReloadIn | None, Body()] = None) -> dict[str, Any]:
+        """Load a bundle (default: the served path again), verify it, and swap it in atomically: requests
+        in flight finish on the old bundle, later ones get the new one, none fails. The registrations
+        log of the loaded bundle is replayed, as at start-up. Needs `Authorization: Bearer <token>`;
+        `kill -HUP` on the server process does the same for the served path.
+
+        409 the bundle did not load, verify or answer (the old one keeps serving; the reason says
+        why), another reload is running, or the server has several workers (send SIGHUP instead).
+        """
+        return request.app.state.reloader.reload(None if body is None else body.path)
 
     return app
-
-
-def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
-                  registry: str | Path | None | bool = True) -> RecommendationService:
-    """The service of a loaded bundle, with its registrations log replayed.
-
-    ``registry``: True is ``<bundle>.items.jsonl`` beside a bundle loaded from disk, a path puts the
-    log there, None keeps registrations in memory only. When registration is possible (a media root
-    and a token), the log must be writable.
-
-    Raises
-    ------
-    BundleError
-        The log is damaged, does not fit the bundle, or cannot be written.
-    """
-    from serving.registry import RegistrationLog, log_path_for
-
-    if registry is True:
-        registry = None if bundle.path is None else log_path_for(bundle.path)
-    log = None if registry in (None, False) else RegistrationLog(registry)
-    service = RecommendationService(bundle, media_root=media_root, registry=log)
-    if log is not None and media_root is not None and token is not None:
-        log.check_writable()
-    service.replay_registrations()
-    return service
 
 
 def _json_safe(value: Any) -> Any:
@@ -474,6 +507,12 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     bundle fails at once with a :class:`~recsys.errors.BundleError` (one line from the CLI), not
     from inside uvicorn's start-up.
 
+    ``SIGHUP`` reloads the served path: with one worker, this process loads and verifies it off
+    the request path and swaps it in (as ``POST /admin/reload``; a failure is logged and the old
+    bundle keeps serving); with several, uvicorn replaces the workers one at a time, each new one
+    loading the bundle before the old one stops (one whose bundle fails to load is dropped and the
+    old worker kept).
+
     Parameters
     ----------
     bundle_path : path
@@ -481,8 +520,12 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     media_root : path, optional
         Enables ``POST /items`` for files under it (with a token).
     workers : int
-        Processes. Registered items are added to one process's model, so more than one worker
-        cannot be combined with ``media_root``.
+        Processes, each with its own copy of the model: a single Python process uses about one
+        core however many requests are in flight (the GIL), so CPU-bound routes (search) scale
+        with workers. Registered items are added to one process's model, so more than one worker
+        cannot be combined with ``media_root``. Their ``/metrics`` counters are summed over all
+        workers (prometheus_client's multiprocess mode, in ``$PROMETHEUS_MULTIPROC_DIR`` or a
+        temporary folder removed at exit).
     log_level : str
         uvicorn log level; request lines are logged at ``info`` and below.
     token : str, optional
@@ -505,20 +548,48 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     level = log_level.lower()
     if level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise ConfigError(f"--log-level must be critical, error, warning, info, debug or trace, got {log_level!r}")
-    options = {"host": host, "port": port, "log_level": level, "access_log": level in ("trace", "debug", "info")}
+    options = {"log_level": level, "access_log": level in ("trace", "debug", "info")}
     if workers == 1:
         service = build_service(load_bundle(bundle_path), media_root=media_root, token=token)
         app = create_app(service, token=token)
-        _run(uvicorn.Server(uvicorn.Config(app, **options)), host, port)
-    else:  # each worker process builds its own app from the environment
-        load_bundle(bundle_path)  # fail here, in one line, not once per worker
-        os.environ["AVREC_SERVE_BUNDLE"] = str(Path(bundle_path).resolve())
-        uvicorn.run("serving.app:app_from_env", factory=True, workers=workers, **options)
+        _run(uvicorn.Server(uvicorn.Config(app, **options)), host, port, on_hangup=_reload_in_background(app))
+        return
+    load_bundle(bundle_path)  # fail here, in one line, not once per worker
+    _run_workers(bundle_path, host, port, workers, token, options)
 
 
-def _run(server, host: str, port: int) -> None:
-    """Run a uvicorn server; a failed start-up (the lifespan raised, the port is taken) becomes one
-    ConfigError instead of uvicorn's traceback and exit."""
+def _run_workers(bundle_path: str | Path, host: str, port: int, workers: int, token: str | None,
+                 options: dict[str, Any]) -> None:
+    """uvicorn's multi-process supervisor on a socket bound here; each worker builds its app from
+    the environment (:func:`app_from_env`)."""
+    import shutil
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    # the workers are spawned processes: what they need travels in the environment
+    os.environ[BUNDLE_ENV] = str(Path(bundle_path).resolve())
+    os.environ[WORKERS_ENV] = str(workers)
+    if token is not None:
+        os.environ[TOKEN_ENV] = token
+    own_dir = None
+    if multiprocess_dir() is None:  # set before the workers import prometheus_client
+        own_dir = tempfile.mkdtemp(prefix="avrec-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+    config = uvicorn.Config("serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                            timeout_worker_healthcheck=WORKER_START_TIMEOUT, **options)
+    sock = _listen(host, port)
+    try:
+        with sock:
+            Multiprocess(config, sockets=[sock]).run()  # SIGHUP: uvicorn's rolling restart of the workers
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _listen(host: str, port: int):
+    """A listening TCP socket with TCP_NODELAY, or a ConfigError naming why it cannot be bound."""
     import socket
 
     try:  # bind first, so "address in use" is a message, not uvicorn's SystemExit
@@ -527,22 +598,63 @@ def _run(server, host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # Accepted connections inherit TCP_NODELAY from the listening socket on Linux. Without it a
     # response written as two segments (headers, then body) waits for the client's delayed ACK:
-    # every request after a connection's first took 44 ms instead of 3 (uvicorn 0.54 serving a
-    # pre-bound socket does not set it on accepted sockets itself).
+    # every request after a connection's first took 44 ms instead of 3. asyncio sets it itself
+    # only on connections of a socket created with proto=IPPROTO_TCP, which socket.create_server's
+    # is not (uvloop sets it on every TCP connection). The workers of a multi-worker server accept
+    # on this same socket, so they get it too.
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with sock:
+    return sock
+
+
+def _reload_in_background(app: FastAPI):
+    """A SIGHUP handler for ``app``: reload its served path in a thread, log the outcome.
+
+    Signal handlers run between bytecodes of the main thread, which runs the event loop: the
+    reload (seconds of loading) must not run there.
+    """
+    import logging
+    import threading
+
+    log = logging.getLogger("avrec.serving")
+
+    def reload() -> None:
         try:
-            server.run(sockets=[sock])
-        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
-            pass
+            app.state.reloader.reload()
+        except ReloadError as exc:
+            log.error("SIGHUP: %s", exc)
+
+    def on_hangup() -> None:
+        threading.Thread(target=reload, name="avrec-reload", daemon=True).start()
+
+    return on_hangup
+
+
+def _run(server, host: str, port: int, on_hangup=None) -> None:
+    """Run a uvicorn server; a failed start-up (the lifespan raised, the port is taken) becomes one
+    ConfigError instead of uvicorn's traceback and exit. ``on_hangup()`` is called on SIGHUP."""
+    import signal
+
+    sock = _listen(host, port)
+    previous = None
+    if on_hangup is not None and hasattr(signal, "SIGHUP"):  # uvicorn itself handles INT and TERM only
+        previous = signal.signal(signal.SIGHUP, lambda signum, frame: on_hangup())
+    try:
+        with sock:
+            try:
+                server.run(sockets=[sock])
+            except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
+                pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
     if not server.started and not server.should_exit:
         raise ConfigError("the server did not start (see the log above)")
 
 
 def app_from_env() -> FastAPI:
-    """App factory for multi-worker uvicorn: the bundle path is ``$AVREC_SERVE_BUNDLE``."""
-    path = os.environ.get("AVREC_SERVE_BUNDLE")
+    """App factory of each worker of a multi-worker server: the bundle path is ``$AVREC_SERVE_BUNDLE``."""
+    path = os.environ.get(BUNDLE_ENV)
     if not path:
-        raise ConfigError("AVREC_SERVE_BUNDLE is not set; start the server with avrec serve --bundle B")
-    return create_app(path, token=os.environ.get(TOKEN_ENV) or None)
+        raise ConfigError(f"{BUNDLE_ENV} is not set; start the server with avrec serve --bundle B")
+    return create_app(path, token=os.environ.get(TOKEN_ENV) or None, workers=int(os.environ.get(WORKERS_ENV, "1")))

@@ -3,6 +3,9 @@
 It sits beside :class:`~serving.service.RecommendationService` and shares its lock, id matching,
 media-root checks and feature extraction, so a registered item is searchable (by its media) at
 once and a query clip is turned into vectors exactly like a registered one, but never added.
+
+A search's relevant pool is cached (:class:`~serving.query_cache.QueryCache`, keyed by the index
+version): a repeated query costs its user mix only (~0.2 ms instead of ~2 ms of CPU).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError, MediaDecodeError
-from serving.search import DEFAULT_USER_WEIGHT, TextSearch, blend
+from serving.query_cache import QueryCache
+from serving.search import DEFAULT_USER_WEIGHT, TextSearch, blend_pool, pool_size
 
 BY_MEDIA = ("fused", "audio", "video")
 
@@ -25,10 +29,15 @@ class SearchService:
     ----------
     service : RecommendationService
         The recommendation service of the same bundle (model, features, lock, media root).
+    cache : QueryCache, optional
+        Where relevant pools of queries are cached; default a new one of
+        :data:`~serving.query_cache.DEFAULT_SIZE` entries (a server passes one cache to every
+        service it swaps in, so its hit counts span reloads).
     """
 
-    def __init__(self, service) -> None:
+    def __init__(self, service, cache: QueryCache | None = None) -> None:
         self.service = service
+        self.cache = QueryCache() if cache is None else cache
         self._search: TextSearch | None = None
 
     @property
@@ -68,23 +77,24 @@ class SearchService:
         ConfigError  the bundle has no text (HTTP 409)
         """
         s = self.service
+        k = pool_size(n)
         with s._lock:
             ts = self._text_search()
         # Encoding the query and scoring relevance (most of a search's CPU) run outside the lock on
         # the index snapshot: a registration builds a new index object rather than changing this one,
-        # so concurrent searches no longer queue behind each other (HTTP p99 under 4 in flight).
-        rel = ts.relevance([query])[0]
+        # so concurrent searches do not queue behind each other or behind recommendations.
+        cand, rel = ts.pool(query, k, self.cache)
         with s._lock:
             if ts.n_items != s.model.n_items_:  # an item was registered meanwhile: use the new index
                 ts = self._text_search()
-                rel = ts.relevance([query])[0]
+                cand, rel = ts.pool(query, k, self.cache)
             u = -1 if user_id is None else s.user_index(user_id)
             known = u >= 0 and s.model.knows_user(u)
             model = s.model
             item_ids = s.interactions.item_ids
             # only the pooled candidates' user scores are read: pair scores, not a catalog-wide row
             user_scores = (lambda items: model.score(np.full(len(items), u), items)) if known else None
-            res = blend(rel, n, user_scores, user_weight)
+            res = blend_pool(cand, rel, n, user_scores, user_weight)
         ids = item_ids[res["idx"]].tolist()
         how = ts.matched_by(res["idx"])
         items = [{"item_id": i, "score": float(sc), "relevance": float(r),

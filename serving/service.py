@@ -10,7 +10,8 @@ lock is not the bottleneck on the 1-2 worker processes a bundle is served with).
 
 Registered items are written to a :class:`~serving.registry.RegistrationLog` (when the service has
 one) before they join the model, and :meth:`RecommendationService.replay_registrations` adds them
-back when a server starts.
+back when a server starts (:func:`build_service`) or reloads its bundle (:mod:`serving.reload`,
+which retires the old service: a registration still in flight on it moves to the new one).
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ class RecommendationService:
         self.n_registered = 0
         self._lock = threading.Lock()
         self._unit_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # set by a hot reload (serving.reload): the service now served instead of this one
+        self._successor: RecommendationService | None = None
+
+    def retire(self, successor: "RecommendationService") -> None:
+        """Mark this service replaced by ``successor`` (a hot reload; the caller holds ``_lock``).
+
+        It keeps answering the requests that already hold it; a registration that reaches its
+        commit step afterwards is made on ``successor`` instead, so no registered item is lost
+        to a model that is no longer served.
+        """
+        self._successor = successor
 
     # ------------------------------------------------------------------ ids
     @property
@@ -261,19 +273,28 @@ class RecommendationService:
         except MediaDecodeError as exc:  # name the file as the caller did, not by its server path
             raise MediaDecodeError(path, exc.reason.replace(str(full), path)) from None
         new = self._new_item_features(item_id, ff.blocks)
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                return self._commit_locked(item_id, path, ff, new)
+        # retired by a hot reload while the media was extracted: register on the bundle now served
+        # (with its own extractor and fusion settings, so the file is extracted again there)
+        return successor.register_item(item_id, path)
+
+    def _commit_locked(self, item_id: Any, path: str, ff, new) -> dict[str, Any]:
+        """Persist a registration, then add the item to the model (caller holds the lock)."""
+        if self.item_index(item_id) >= 0:
+            raise DuplicateIdError(f"item {item_id!r} already exists")
         record = {"item_id": item_id, "path": path, "has_audio": bool(ff.has_audio), "has_video": bool(ff.has_video),
                   "duration_s": float(ff.duration_s) if np.isfinite(ff.duration_s) else None,
                   "blocks": {k: np.asarray(v, np.float32).tolist() for k, v in ff.blocks.items()}}
-        with self._lock:
-            if self.item_index(item_id) >= 0:
-                raise DuplicateIdError(f"item {item_id!r} already exists")
-            if self.registry is not None:  # written before the model changes: on disk means served
-                try:
-                    self.registry.append(record)
-                except OSError as exc:  # disk full, permissions changed: the item is not added
-                    raise RegistryWriteError(f"could not persist the registration to {self.registry.path}: "
-                                             f"{exc}; the item was not added") from None
-            idx = self._add_locked(item_id, new)
+        if self.registry is not None:  # written before the model changes: on disk means served
+            try:
+                self.registry.append(record)
+            except OSError as exc:  # disk full, permissions changed: the item is not added
+                raise RegistryWriteError(f"could not persist the registration to {self.registry.path}: "
+                                         f"{exc}; the item was not added") from None
+        idx = self._add_locked(item_id, new)
         return {"item_id": item_id, "item_idx": idx, "has_audio": record["has_audio"],
                 "has_video": record["has_video"], "duration_s": float(ff.duration_s), "cold": True}
 
@@ -342,6 +363,31 @@ class RecommendationService:
                 "bundle_created": self.bundle.manifest.get("created"),
                 "registration": self.media_root is not None and self.bundle.extractor is not None,
                 "registered_items": self.n_registered, "registrations_persisted": self.registry is not None}
+
+
+def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
+                  registry: str | Path | None | bool = True) -> RecommendationService:
+    """The service of a loaded bundle, with its registrations log replayed.
+
+    ``registry``: True is ``<bundle>.items.jsonl`` beside a bundle loaded from disk, a path puts the
+    log there, None keeps registrations in memory only. When registration is possible (a media root
+    and a token), the log must be writable.
+
+    Raises
+    ------
+    BundleError
+        The log is damaged, does not fit the bundle, or cannot be written.
+    """
+    from serving.registry import log_path_for
+
+    if registry is True:
+        registry = None if bundle.path is None else log_path_for(bundle.path)
+    log = None if registry in (None, False) else RegistrationLog(registry)
+    service = RecommendationService(bundle, media_root=media_root, registry=log)
+    if log is not None and media_root is not None and token is not None:
+        log.check_writable()
+    service.replay_registrations()
+    return service
 
 
 def _append_features(a, b):

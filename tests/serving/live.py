@@ -13,9 +13,10 @@ from serving.app import create_app
 
 
 @contextmanager
-def live_server(bundle, media_root=None, token=None):
+def live_server(bundle, media_root=None, token=None, **app_options):
     """A uvicorn server on a free loopback port in a daemon thread; yields an httpx client for it
-    (which sends no token: tests add ``Authorization`` where they mean to).
+    (which sends no token: tests add ``Authorization`` where they mean to). ``app_options`` go to
+    :func:`serving.app.create_app`.
 
     The listening socket is bound here and handed to uvicorn, so there is no window in which
     another process could take the port.
@@ -25,7 +26,7 @@ def live_server(bundle, media_root=None, token=None):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(bundle, media_root=media_root, token=token), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(bundle, media_root=media_root, token=token, **app_options), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

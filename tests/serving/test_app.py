@@ -49,9 +49,12 @@ def ids(body):
 def test_health(api):
     r = api.get("/health")
     assert r.status_code == 200
-    assert r.json() | {"avrec_version": None, "bundle_created": None} == {
+    body = r.json()
+    assert body | {"avrec_version": None, "bundle_created": None, "bundle_checksum": None} == {
         "status": "ok", "model": "hybrid", "n_users": N_USERS, "n_items": N_ITEMS, "registration": False,
-        "avrec_version": None, "bundle_created": None, "registered_items": 0, "registrations_persisted": True}
+        "avrec_version": None, "bundle_created": None, "registered_items": 0, "registrations_persisted": True,
+        "bundle_checksum": None}
+    assert len(body["bundle_checksum"]) == 64  # SHA-256 of the manifest
 
 
 def test_user_recommendations_equal_the_service_and_skip_seen(api, reference):
@@ -188,31 +191,68 @@ def test_empty_history_is_a_cold_start_list(api, reference):
 
 
 # ---------------------------------------------------------------------------- metrics and docs
+def _samples(client) -> dict:
+    """The /metrics answer, parsed as Prometheus text by prometheus_client's own parser."""
+    from serving.metrics import parse_exposition
+
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return parse_exposition(r.text)
+
+
+def _value(samples, name, **labels) -> float:
+    """Sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(v for family in samples.values() for n, lab, v in family if n == name and labels.items() <= lab.items())
+
+
 def test_metrics_count_requests_per_route_and_status(api):
-    before = api.get("/metrics").json()["routes"]
+    before = _samples(api)
     for _ in range(3):
         api.get("/health")
     api.get("/items/nope/similar")
     api.get("/items/1/similar", params={"n": 2})
     api.get("/not-a-route/9")
-    after = api.get("/metrics").json()
-    routes = after["routes"]
+    api.request("PROPFIND", "/health")  # methods are a label too: non-standard ones share one value
+    after = _samples(api)
 
-    def delta(route, status):
-        old = before.get(route, {}).get("status", {}).get(status, 0)
-        return routes[route]["status"].get(status, 0) - old
+    def delta(route, status, method="GET"):
+        name = "avrec_http_requests_total"
+        labels = {"method": method, "route": route, "status": status}
+        return _value(after, name, **labels) - _value(before, name, **labels)
 
-    assert delta("GET /health", "200") == 3
-    assert delta("GET /items/{item_id}/similar", "404") == 1
-    assert delta("GET /items/{item_id}/similar", "200") == 1
+    assert delta("/health", "200") == 3
+    assert delta("/items/{item_id}/similar", "404") == 1
+    assert delta("/items/{item_id}/similar", "200") == 1
     assert delta("unmatched", "404") == 1
-    assert delta("GET /metrics", "200") == 1  # the first snapshot, counted once it was sent
-    lat = routes["GET /health"]["latency_ms"]
-    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"] < 1000
-    assert lat["samples"] == routes["GET /health"]["count"]
-    assert after["requests"] == sum(r["count"] for r in routes.values())
+    assert delta("/metrics", "200") == 1  # the first scrape, counted once it was sent
+    assert delta("/health", "405", method="other") == 1
+    # the latency histogram counts the same requests, in buckets that add up
+    hist = "avrec_http_request_duration_seconds"
+    count = (_value(after, f"{hist}_count", route="/health", method="GET")
+             - _value(before, f"{hist}_count", route="/health", method="GET"))
+    assert count == 3
+    buckets = sorted((float(lab["le"]), v) for n, lab, v in after[hist]
+                     if n == f"{hist}_bucket" and lab["route"] == "/health" and lab["method"] == "GET")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)
+    assert buckets[-1] == (float("inf"), _value(after, f"{hist}_count", route="/health", method="GET"))
+    assert 0 < _value(after, f"{hist}_sum", route="/health", method="GET") < 10
     # raw ids never become series of their own
-    assert not any("nope" in r for r in routes)
+    assert not any("nope" in str(lab) for fam in after.values() for _, lab, _ in fam)
+
+
+def test_metrics_describe_the_served_bundle(api, hybrid_bundle):
+    from serving.reload import bundle_checksum
+
+    samples = _samples(api)
+    info = [lab for n, lab, v in samples["avrec_bundle_info"] if v == 1]
+    assert len(info) == 1
+    assert info[0]["checksum"] == bundle_checksum(hybrid_bundle) and info[0]["model"] == "hybrid"
+    assert info[0]["path"] == str(hybrid_bundle.resolve())
+    assert _value(samples, "avrec_items") == N_ITEMS and _value(samples, "avrec_users") == N_USERS
+    assert _value(samples, "avrec_registered_items") == 0
+    assert _value(samples, "avrec_bundle_generation") == 0
+    assert _value(samples, "avrec_bundle_reloads_total", outcome="ok") == 0
+    assert "avrec_search_cache_entries" in samples and "process_resident_memory_bytes" in samples
 
 
 def test_openapi_docs(api):
@@ -241,7 +281,7 @@ def media_api(media_bundle):
 
 def test_register_new_media_item_end_to_end(media_api, media_bundle):
     bundle, root = media_bundle
-    (root / "uploads").mkdir()
+    (root / "uploads").mkdir(exist_ok=True)
     shutil.copy(root / "media" / "i0003.mp4", root / "uploads" / "clip.mp4")
     assert media_api.get("/health").json()["registration"] is True
     r = media_api.post("/items", json={"item_id": "n1", "path": "uploads/clip.mp4"})

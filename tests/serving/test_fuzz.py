@@ -44,7 +44,7 @@ def fuzz_schema(fuzz_server):
 #: Every operation of the app; a route added without fuzzing fails test_every_operation_is_fuzzed.
 OPERATIONS = [("GET", "/health"), ("GET", "/users/{user_id}/recommendations"), ("POST", "/recommendations"),
               ("GET", "/items/{item_id}/similar"), ("POST", "/items"), ("GET", "/metrics"),
-              ("GET", "/search"), ("POST", "/search/by-media")]
+              ("GET", "/search"), ("POST", "/search/by-media"), ("POST", "/admin/reload")]
 
 
 def _judge(status: int, body: bytes) -> None:
@@ -120,6 +120,10 @@ HOSTILE = [
     ("GET", "/search?q=%00%F0%9F%8E%B5&user=%E2%80%AE&n=1000", None),
     ("POST", "/search/by-media", {"path": "escape.mp4", "by": "fused", "n": 10}),
     ("POST", "/search/by-media", {"path": "../outside.mp4", "by": "audio"}),
+    ("POST", "/admin/reload", {"path": "/etc"}),
+    ("POST", "/admin/reload", {"path": "media/\u0000"}),
+    ("POST", "/admin/reload", {"path": "~nobody-such/x"}),
+    ("POST", "/admin/reload", {"path": "up"}),  # a symlink to a folder that is no bundle
 ]
 
 

@@ -224,3 +224,59 @@ def test_features_again_without_text_leaves_no_words(words, tmp_path):
     assert main(args + ["--no-text"]) == 0
     assert not (out / "text").exists() and "text" not in ItemFeatures.load(out).blocks
     assert main(args + ["--text-cols", "nope"]) == 2  # explicit columns that do not exist: an error
+
+
+# ---------------------------------------------------------------------------- query cache
+def test_average_ranks_equal_scipy():
+    from scipy.stats import rankdata
+
+    from serving.search import average_ranks
+
+    rng = np.random.default_rng(0)
+    for x in (rng.normal(size=100), rng.integers(0, 5, 60).astype(float), np.array([-np.inf, 1.0, -np.inf, 2.0]),
+              np.array([3.0]), np.zeros(7)):
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x, method="average"))
+
+
+def test_repeated_queries_come_from_the_cache_and_equal_a_fresh_search(words):
+    s = SearchService(RecommendationService(load_bundle(words[0])))
+    first = s.search("rain piano", user_id="u0001", n=5)
+    misses, hits = s.cache.misses, s.cache.hits
+    again = s.search("  rain piano ", user_id="u0001", n=5)  # the same stripped query: one entry
+    plain = s.search("rain piano", n=5)  # no user: the first n of the same cached pool
+    assert (s.cache.hits, s.cache.misses) == (hits + 2, misses)
+    assert again["items"] == first["items"]
+    fresh = SearchService(RecommendationService(load_bundle(words[0])))
+    assert fresh.search("rain piano", user_id="u0001", n=5) == first  # cached answers are the uncached ones
+    assert fresh.search("rain piano", n=5) == plain
+    idx, rel = s._text_search().pool("rain piano", 100, s.cache)
+    with pytest.raises(ValueError):  # a cached pool cannot be changed by a caller
+        idx[0] = 0
+    with pytest.raises(QueryError):  # refusals are not cached: they are refused again
+        s.search("qqqzzzxxj")
+    assert s.search("rain", n=3, user_weight=0.0)["items"]
+
+
+def test_a_registration_invalidates_cached_queries(words):
+    s = SearchService(RecommendationService(load_bundle(words[0]), media_root=words[1]))
+    before = s.search("rain", n=50)
+    version = s._text_search().version
+    s.service.register_item("new2", "media/i0007.mp4")  # the media of a rain item, without words
+    after = s.search("rain", n=50)
+    assert s._text_search().version != version  # a new index, so no old entry is read
+    assert "new2" in [it["item_id"] for it in after["items"]]
+    assert "new2" not in [it["item_id"] for it in before["items"]]
+
+
+def test_search_cache_lookups_are_counted_in_the_metrics(api):
+    from serving.metrics import parse_exposition
+
+    def lookups():
+        samples = parse_exposition(api.get("/metrics").text)["avrec_search_cache_lookups"]
+        return {lab["outcome"]: v for n, lab, v in samples if n.endswith("_total")}
+
+    before = lookups()
+    for _ in range(2):
+        assert api.get("/search", params={"q": "thunder storms at night", "n": 3}).status_code == 200
+    after = lookups()
+    assert after["miss"] - before.get("miss", 0) == 1 and after["hit"] - before.get("hit", 0) == 1
