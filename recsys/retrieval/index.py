@@ -26,6 +26,7 @@ backend's own binary format), so a bundle can checksum each of them.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -230,7 +231,7 @@ class VectorIndex:
         if target is None:
             raise BundleError(f"{d / MANIFEST}: unknown index kind {manifest.get('kind')!r}")
         module, name = target.split(":")
-        klass = getattr(__import__(module, fromlist=[name]), name)
+        klass = getattr(importlib.import_module(module), name)
         for f in manifest["files"]:
             if not (d / f).is_file():
                 raise BundleError(f"{d / f} is missing: the index at {d} is incomplete")
