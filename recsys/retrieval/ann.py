@@ -198,16 +198,18 @@ class IVFIndex(VectorIndex):
             self.max_norm_ = float(params["max_norm"])
 
     def _params(self) -> dict[str, Any]:
-        out = {"nlist": self.nlist_, "nprobe": self.nprobe_, "headroom": self.headroom,
-               "seed": self.seed, "trained_n": self.trained_n_, "faiss_version": _faiss().__version__}
+        # the constructor's settings (None = derive from the catalog size at the next build) and
+        # the values in use, so a loaded index rebuilds exactly as the original would
+        settings = {"nlist": self.nlist, "nprobe": self.nprobe, "headroom": self.headroom, "seed": self.seed}
+        out = {"settings": settings, "nlist": self.nlist_, "nprobe": self.nprobe_,
+               "trained_n": self.trained_n_, "faiss_version": _faiss().__version__}
         if self.metric == "ip":
             out["max_norm"] = self.max_norm_
         return out
 
     @classmethod
     def _init_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        return {"nlist": params["nlist"], "nprobe": params["nprobe"], "headroom": params["headroom"],
-                "seed": params["seed"]}
+        return dict(params["settings"])
 
     def _size(self) -> int:
         return int(self._index.ntotal)

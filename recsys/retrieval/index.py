@@ -42,8 +42,10 @@ MANIFEST = "index.json"
 FORMAT = "avrec-vector-index"
 FORMAT_VERSION = 1
 
-# queries per backend call: bounds the (chunk, k + max seen) candidate arrays
+# queries per backend call, and candidate cells (queries x (k + most excluded)) per call: a user
+# who has seen 100k items must not make the whole batch fetch 100k candidates a query
 _QUERY_CHUNK = 1024
+_FETCH_CELLS = 4 * 1024 * 1024
 
 Exclude = sp.spmatrix | sp.sparray | Sequence[np.ndarray] | None
 
@@ -161,8 +163,7 @@ class VectorIndex:
         out_idx = np.full((len(q), k), -1, dtype=np.int64)
         out_val = np.full((len(q), k), -np.inf, dtype=np.float32)
         n = len(self.ids_)
-        for start in range(0, len(q), _QUERY_CHUNK):
-            rows = np.arange(start, min(start + _QUERY_CHUNK, len(q)))
+        for rows in _chunks([min(n, k + len(e)) for e in excl]):
             effort = 0
             while len(rows):
                 fetch = min(n, k + max(len(excl[r]) for r in rows))
@@ -293,6 +294,22 @@ class VectorIndex:
         pos = np.searchsorted(self._sorted_ids, excluded)
         inside = self._sorted_ids[np.minimum(pos, len(self._sorted_ids) - 1)] == excluded
         return len(self._sorted_ids) - int(inside.sum())
+
+
+def _chunks(fetch: list[int]) -> list[np.ndarray]:
+    """Consecutive query rows grouped so that ``len(group) * max(fetch in group)`` stays under
+    :data:`_FETCH_CELLS` (a single query may exceed it) and no group exceeds :data:`_QUERY_CHUNK`."""
+    groups, start = [], 0
+    while start < len(fetch):
+        stop, widest = start + 1, fetch[start]
+        while stop < len(fetch) and stop - start < _QUERY_CHUNK:
+            w = max(widest, fetch[stop])
+            if (stop - start + 1) * w > _FETCH_CELLS:
+                break
+            stop, widest = stop + 1, w
+        groups.append(np.arange(start, stop))
+        start = stop
+    return groups
 
 
 def _as_vectors(vectors: Any, dim: int | None, where: str) -> np.ndarray:

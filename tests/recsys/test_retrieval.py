@@ -269,3 +269,32 @@ def test_search_does_not_warn(items, queries):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         index.search(queries, 500, exclude=[np.arange(50)] * len(queries))
+
+
+def test_heavy_exclusions_split_the_batch_without_changing_results(items, queries, monkeypatch):
+    import recsys.retrieval.index as index_module
+
+    index = ExactIndex("ip").build(items)
+    rng = np.random.default_rng(4)
+    seen = [rng.choice(N, int(s), replace=False) for s in rng.integers(0, 2000, len(queries))]
+    whole = index.search(queries, K, exclude=seen)
+    monkeypatch.setattr(index_module, "_FETCH_CELLS", 3000)  # about one query a backend call
+    groups = index_module._chunks([K + len(s) for s in seen])
+    assert len(groups) > len(queries) // 2
+    np.testing.assert_array_equal(np.concatenate(groups), np.arange(len(queries)))
+    split = index.search(queries, K, exclude=seen)
+    np.testing.assert_array_equal(whole[0], split[0])
+
+
+def test_similar_items_by_cosine_exclude_the_query_item(items):
+    # item -> item: the query item is its own best match until excluded
+    exact = ExactIndex("cos").build(items)
+    ivf = IVFIndex("cos", nlist=16, nprobe=16).build(items)  # every list: exact
+    probe = np.array([5, 17, 2999])
+    own = [np.array([i]) for i in probe]
+    assert exact.search(items[probe], 1)[0][:, 0].tolist() == probe.tolist()
+    a, b = exact.search(items[probe], K, exclude=own), ivf.search(items[probe], K, exclude=own)
+    assert not np.isin(probe, a[0]).any()
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], atol=1e-5)
+    assert np.all(a[1] <= 1 + 1e-5)
