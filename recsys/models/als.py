@@ -169,7 +169,7 @@ class ALS(EmbeddingRecommender):
         self.bm25_b = bm25_b
 
     # ------------------------------------------------------------------ fitting
-    def _validate(self) -> None:
+    def check_settings(self) -> None:
         for name in ("factors", "regularization"):
             v = getattr(self, name)
             if isinstance(v, str) and v != "auto" or isinstance(v, bool):
@@ -212,7 +212,7 @@ class ALS(EmbeddingRecommender):
     def _fit(self, interactions, item_features) -> None:
         from threadpoolctl import threadpool_limits
 
-        self._validate()
+        self.check_settings()
         gpu = gpu_available() if self.use_gpu == "auto" else bool(self.use_gpu)
         self.weighting_ = Weighting(self.weighting, self.bm25_k1, self.bm25_b).fit(interactions.matrix)
         self._resolve(interactions.matrix)
@@ -277,7 +277,7 @@ class ALS(EmbeddingRecommender):
                             f"{interactions.shape[0]} x {interactions.shape[1]}")
         params.setdefault("factors", uf.shape[1])
         model = cls(**params)
-        model._validate()
+        model.check_settings()
         model.train_ = interactions
         model.n_users_, model.n_items_ = interactions.shape
         model.item_popularity_ = interactions.item_counts().astype(np.float32)

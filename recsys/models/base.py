@@ -115,6 +115,10 @@ class Recommender(abc.ABC):
             raise TypeError(f"{cls.__name__} declares supports_fold_in but does not implement _score_new_users")
 
     # ------------------------------------------------------------------ public API
+    def check_settings(self) -> None:
+        """Raise :class:`~recsys.errors.ConfigError` for settings out of range, before any data is
+        read (``fit`` calls it first; the jobs call it while checking arguments). Default: nothing."""
+
     def fit(self, interactions: Interactions, item_features=None) -> "Recommender":
         """Learn from training interactions (and item content features for content models).
 
@@ -125,6 +129,7 @@ class Recommender(abc.ABC):
         item_features : ItemFeatures, optional
             Rows aligned to ``interactions.item_ids`` (use ``ItemFeatures.align``).
         """
+        self.check_settings()
         if not isinstance(interactions, Interactions):
             raise DataError(f"fit expects Interactions, got {type(interactions).__name__}")
         if interactions.nnz == 0:

@@ -94,6 +94,13 @@ class Bridge(EmbeddingRecommender):
         return BridgeConfig(hidden=self.hidden, epochs=self.epochs, lr=self.lr, rank_weight=self.rank_weight,
                             seed=self.seed, cold_share=self.cold_share).validate()
 
+    def check_settings(self) -> None:
+        self.bridge_config()
+        if self.als_params is not None:
+            from recsys.models.als import ALS
+
+            ALS(**self.als_params).check_settings()
+
     def _fit(self, interactions: Interactions, item_features) -> None:
         from recsys.models.als import ALS
 

@@ -66,13 +66,15 @@ class Content(EmbeddingRecommender):
         self.use_weights = use_weights
         self.center = center
 
+    def check_settings(self) -> None:
+        if self.half_life_days is not None and self.half_life_days <= 0:
+            raise ConfigError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
+
     def _fit(self, interactions, item_features) -> None:
         if item_features.n_items != interactions.n_items or not np.array_equal(
             np.asarray(item_features.item_ids, dtype=object), np.asarray(interactions.item_ids, dtype=object)
         ):
             raise DataError("item features are not aligned to the interactions' item map; use ItemFeatures.align")
-        if self.half_life_days is not None and self.half_life_days <= 0:
-            raise ConfigError(f"half_life_days must be > 0 or None, got {self.half_life_days}")
         x = np.asarray(item_features.matrix(self.block), dtype=np.float32)
         self.has_media_ = item_features.mask_of(self.block).copy()
         self.center_ = media_mean(x, self.has_media_) if self.center else np.zeros(x.shape[1], np.float32)

@@ -160,9 +160,7 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         self.seed = seed
 
     # ------------------------------------------------------------------ fitting
-    def _validate(self, item_features) -> None:
-        if item_features is None:
-            raise DataError("the hybrid model needs item features: run `avrec features` and pass --features DIR")
+    def check_settings(self) -> None:
         if self.ranker not in KINDS:
             raise ConfigError(f"ranker must be one of {KINDS}, got {self.ranker!r}")
         unknown = set(self.candidates or {}) - set(DEFAULT_CANDIDATES)
@@ -179,6 +177,18 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
             raise ConfigError(f"folds must be >= 1, got {self.folds}")
         if self.cold_simulation != "auto" and not 0 <= float(self.cold_simulation) < 1:
             raise ConfigError(f"cold_simulation must be in [0, 1) or 'auto', got {self.cold_simulation!r}")
+        from recsys.models.als import ALS
+        from recsys.models.bridge import Bridge
+        from recsys.models.knn import ItemKNN
+
+        for part, cls, settings in (("als_params", ALS, self.als_params), ("bridge_params", Bridge, self.bridge_params),
+                                    ("knn_params", ItemKNN, self.knn_params)):
+            try:
+                cls(**(settings or {})).check_settings()
+            except TypeError as e:
+                raise ConfigError(f"{part}: {e}") from None
+            except ConfigError as e:
+                raise ConfigError(f"{part}: {e}") from None
 
     def _n_cand(self, source: str) -> int:
         if source in COMPONENTS and source not in self._active():
@@ -191,7 +201,6 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
     def _fit(self, interactions, item_features) -> None:
         from recsys.models.crossfit import crossfit_folds
 
-        self._validate(item_features)
         self.block_names_ = self._blocks(item_features)
         xs, ys, groups = [], [], []
         moments = np.zeros((3, len(self._pair_names())))  # rows, sums, sums of squares of every feature

@@ -50,6 +50,9 @@ class _Neighbourhood(Recommender):
         self.shrink = shrink
         self.binary = binary
 
+    def check_settings(self) -> None:
+        _check(self.k, self.shrink)
+
     def _matrix(self, rows: sp.csr_matrix) -> sp.csr_matrix:
         if not self.binary:
             return rows

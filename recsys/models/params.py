@@ -64,6 +64,11 @@ def check_params(params: dict[str, dict[str, Any]]) -> None:
             if hint is not None and not _fits(value, hint):
                 raise ConfigError(f"--param {model}.{name}={json.dumps(value) if value is not None else 'none'}: "
                                   f"expected {_describe(hint)}")
+        try:  # ranges and combinations: the model's own check, before any data is read
+            cls(**settings).check_settings()
+        except ConfigError as e:
+            given = " ".join(f"{model}.{k}={json.dumps(v)}" for k, v in settings.items())
+            raise ConfigError(f"--param {given}: {e}") from None
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -108,6 +108,11 @@ REFUSALS = [
     # parameters and numbers
     ("fit --log LOG --model als --param itemknn.k=5 --out OUT", ["--param itemknn", "--model als only"]),
     ("evaluate --log LOG --models als --param als.nosuch=1", ["als has no setting 'nosuch'"]),
+    ("evaluate --log LOG --models als --param als.factors=0", ["--param als.factors=0", "must be >= 1"]),
+    ("fit --log LOG --model itemknn --param itemknn.k=0 --out OUT", ["--param itemknn.k=0"]),
+    ("evaluate --log LOG --models hybrid --features FEATS --param hybrid.cold_share=1.5", ["cold_share must be in"]),
+    ("evaluate --log LOG --models hybrid --features FEATS --param 'hybrid.als_params={\"iterations\":0}'",
+     ["als_params: factors and iterations must be >= 1"]),
     ("evaluate --log LOG --models als --param itemknn.k=5", ["--param itemknn", "not evaluated"]),
     ("evaluate --log LOG --models popularity --tune", ["--tune als", "not evaluated"]),
     ("evaluate --log LOG --models popularity --tune popularity", ["no search space", "als, itemknn, userknn"]),
