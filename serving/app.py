@@ -28,6 +28,10 @@ verify or answer leaves the old one serving: 409 with the reason.
 
 ``GET /metrics`` answers in the Prometheus text format (:mod:`serving.metrics`).
 
+``/docs`` (Swagger UI) and ``/redoc`` work offline: their scripts, stylesheet and icon are served
+by the app itself under ``/docs/assets`` from the files the ``fastapi-offline`` package ships
+(FastAPI's defaults load them from a CDN, a blank page without the internet).
+
 Start it with ``avrec serve --bundle B`` or :func:`serve`; :func:`create_app` builds the app for
 tests and for other ASGI servers.
 """
@@ -47,6 +51,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from recsys import __version__
@@ -67,6 +72,8 @@ WORKERS_ENV = "AVREC_SERVE_WORKERS"  # multi-worker servers: how many there are
 #: with several workers) gives up and keeps the old worker; uvicorn's default of 5 s is less than
 #: a large bundle takes on a busy machine
 WORKER_START_TIMEOUT = 120
+
+DOCS_ASSETS_URL = "/docs/assets"  # where the Swagger UI and ReDoc files are served
 
 MAX_N = 1000  # longest list a request may ask for
 MAX_HISTORY = 10_000  # items in an ad-hoc history
@@ -360,11 +367,14 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         finally:
             limits.restore_original_limits()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="avrec",
         version=__version__,
         summary="Audio+video recommendations: per-user lists, ad-hoc histories, similar items, new media items.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        # no badge image from Swagger's online validator: the docs load nothing from elsewhere
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.reloader = reloader
     app.state.metrics = ServingMetrics(reloader)
@@ -500,12 +510,21 @@ def _json_safe(value: Any) -> Any:
 
 
 def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, media_root: str | Path | None = None,
-          workers: int = 1, log_level: str = "warning", token: str | None = None) -> None:
+          workers: int = 1, log_level: str = "warning", token: str | None = None, quiet: bool = False) -> None:
     """Serve a bundle with uvicorn until interrupted (``avrec serve``).
 
     The bundle is loaded and verified before the server starts, so a wrong path or a tampered
     bundle fails at once with a :class:`~recsys.errors.BundleError` (one line from the CLI), not
     from inside uvicorn's start-up.
+
+    What it prints (:mod:`serving.console`): one start-up line on stderr once the bundle is loaded
+    and the socket listens (URL, docs URL, bundle, model, users, items, search and registration,
+    workers), the access log (a line per request, stdout), and uvicorn's and avrec's messages at
+    ``log_level``; ``quiet``: errors only.
+
+    ``SIGINT``/``SIGTERM`` stop it cleanly (:mod:`serving.supervisor`): idle keep-alive connections are
+    closed at once, requests in flight get :data:`~serving.supervisor.SHUTDOWN_GRACE_S` seconds, and
+    this returns normally (0.1-0.2 s after the signal when idle) for either signal.
 
     ``SIGHUP`` reloads the served path: with one worker, this process loads and verifies it off
     the request path and swaps it in (as ``POST /admin/reload``; a failure is logged and the old
@@ -516,7 +535,7 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     Parameters
     ----------
     bundle_path : path
-    host, port : where to listen
+    host, port : where to listen (port 0: a free port, named in the start-up line)
     media_root : path, optional
         Enables ``POST /items`` for files under it (with a token).
     workers : int
@@ -527,13 +546,17 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
         workers (prometheus_client's multiprocess mode, in ``$PROMETHEUS_MULTIPROC_DIR`` or a
         temporary folder removed at exit).
     log_level : str
-        uvicorn log level; request lines are logged at ``info`` and below.
+        Level of uvicorn's and avrec's messages (the access log is at ``info`` whatever this says).
     token : str, optional
         Bearer token of the write routes (default ``$AVREC_TOKEN``); none: write routes are off.
+    quiet : bool
+        Errors only: no start-up line, no access log.
     """
     import uvicorn
 
     from serving.bundle import load_bundle
+    from serving.console import LOG_LEVELS, describe_service, log_config
+    from serving.supervisor import SHUTDOWN_GRACE_S, AnnouncingServer
 
     if media_root is not None and not Path(media_root).is_dir():
         raise ConfigError(f"--media-root {media_root} is not a directory")
@@ -546,27 +569,43 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
         raise ConfigError(f"--port must be 0..65535, got {port}")
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     level = log_level.lower()
-    if level not in ("critical", "error", "warning", "info", "debug", "trace"):
-        raise ConfigError(f"--log-level must be critical, error, warning, info, debug or trace, got {log_level!r}")
-    options = {"log_level": level, "access_log": level in ("trace", "debug", "info")}
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level must be {', '.join(LOG_LEVELS[:-1])} or trace, got {log_level!r}")
+    # log_level=None: the levels are in log_config, which the workers of a multi-worker server apply too
+    options = {"log_config": log_config(level, quiet), "log_level": None, "access_log": not quiet,
+               "timeout_graceful_shutdown": SHUTDOWN_GRACE_S}
     if workers == 1:
         service = build_service(load_bundle(bundle_path), media_root=media_root, token=token)
+        summary = describe_service(service, token)
         app = create_app(service, token=token)
-        _run(uvicorn.Server(uvicorn.Config(app, **options)), host, port, on_hangup=_reload_in_background(app))
+        sock = _listen(host, port)
+        on_started = None if quiet else _announcer(summary, host, sock, workers)
+        server = AnnouncingServer(uvicorn.Config(app, **options), on_started=on_started)
+        _run(server, sock, on_hangup=_reload_in_background(app))
         return
-    load_bundle(bundle_path)  # fail here, in one line, not once per worker
-    _run_workers(bundle_path, host, port, workers, token, options)
+    # fail here, in one line, not once per worker: the bundle and its registrations log
+    summary = describe_service(build_service(load_bundle(bundle_path), token=token), token)
+    _run_workers(bundle_path, host, port, workers, token, options, summary=None if quiet else summary)
+
+
+def _announcer(summary: dict[str, Any], host: str, sock, workers: int):
+    """A callback that prints the start-up line of a server listening on ``sock``."""
+    from serving.console import announce, startup_line
+
+    return lambda: announce(startup_line(summary, host, sock.getsockname()[1], workers))
 
 
 def _run_workers(bundle_path: str | Path, host: str, port: int, workers: int, token: str | None,
-                 options: dict[str, Any]) -> None:
+                 options: dict[str, Any], summary: dict[str, Any] | None = None) -> None:
     """uvicorn's multi-process supervisor on a socket bound here; each worker builds its app from
-    the environment (:func:`app_from_env`)."""
+    the environment (:func:`app_from_env`). The start-up line (from ``summary``; none without)
+    is printed once, by this process, when every worker has started."""
     import shutil
     import tempfile
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from serving.supervisor import Supervisor
 
     # the workers are spawned processes: what they need travels in the environment
     os.environ[BUNDLE_ENV] = str(Path(bundle_path).resolve())
@@ -580,9 +619,11 @@ def _run_workers(bundle_path: str | Path, host: str, port: int, workers: int, to
     config = uvicorn.Config("serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                             timeout_worker_healthcheck=WORKER_START_TIMEOUT, **options)
     sock = _listen(host, port)
+    on_ready = None if summary is None else _announcer(summary, host, sock, workers)
     try:
         with sock:
-            Multiprocess(config, sockets=[sock]).run()  # SIGHUP: uvicorn's rolling restart of the workers
+            # SIGHUP: uvicorn's rolling restart of the workers
+            Supervisor(config, sockets=[sock], on_ready=on_ready, ready_timeout=WORKER_START_TIMEOUT).run()
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
@@ -630,24 +671,28 @@ def _reload_in_background(app: FastAPI):
     return on_hangup
 
 
-def _run(server, host: str, port: int, on_hangup=None) -> None:
-    """Run a uvicorn server; a failed start-up (the lifespan raised, the port is taken) becomes one
-    ConfigError instead of uvicorn's traceback and exit. ``on_hangup()`` is called on SIGHUP."""
+def _run(server, sock, on_hangup=None) -> None:
+    """Run a uvicorn server on the listening socket ``sock``; a failed start-up (the lifespan
+    raised) becomes one ConfigError instead of uvicorn's traceback and exit. ``on_hangup()`` is
+    called on SIGHUP. SIGINT and SIGTERM end it with a normal return once uvicorn has shut down."""
     import signal
 
-    sock = _listen(host, port)
-    previous = None
+    previous = {}
     if on_hangup is not None and hasattr(signal, "SIGHUP"):  # uvicorn itself handles INT and TERM only
-        previous = signal.signal(signal.SIGHUP, lambda signum, frame: on_hangup())
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, frame: on_hangup())
+    # uvicorn shuts down on SIGTERM, then raises it again with the handler it found: the default
+    # one would kill the process (status -15, no clean-up). Python's SIGINT handler makes that a
+    # KeyboardInterrupt instead, which ends the server like Ctrl-C: status 0.
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with sock:
             try:
                 server.run(sockets=[sock])
-            except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
+            except KeyboardInterrupt:  # uvicorn re-raises the signal it shut down on: a normal stop
                 pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGHUP, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if not server.started and not server.should_exit:
         raise ConfigError("the server did not start (see the log above)")
 
