@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     p.add_argument("--features", default=None, metavar="DIR",
                    help="avrec features folder with the media of new items (fused like the bundle's)")
-    p.add_argument("--drift-users", type=int, default=1000,
-                   help="untouched users sampled for the list-change drift (default 1000; 0: off)")
+    p.add_argument("--drift-users", type=int, default=300,
+                   help="untouched users sampled for the list-change drift (default 300; 0: off)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the update report (counts, drift) here")
     for flag, what in (("--user-col", "user id"), ("--item-col", "item id"), ("--time-col", "timestamp"),
                        ("--weight-col", "confidence"), ("--event-col", "event-type")):
