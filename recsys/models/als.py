@@ -223,7 +223,9 @@ class ALS(EmbeddingRecommender):
 
         Rows with fitted factors are solved by implicit's conjugate gradient (the fit's own solver,
         ``cg_steps`` steps) started from those factors; rows without (new users and items, items
-        that were cold) by an exact Cholesky solve, as implicit's ``recalculate_user`` does.
+        that were cold) by an exact Cholesky solve, as implicit's ``recalculate_user`` does. New or
+        cold items that new users took up are solved once more after the users step, against the
+        factors those users now have (an item only new users took would otherwise stay at zero).
 
         Parameters
         ----------
@@ -272,12 +274,13 @@ class ALS(EmbeddingRecommender):
             return self
         conf = self._confidence(interactions.matrix)
 
+        def fresh(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return ~np.any(x[rows] != 0, axis=1)  # no factors to start from
+
         def solve(rows: np.ndarray, c: sp.csr_matrix, x: np.ndarray, y: np.ndarray) -> None:
             """Re-solve ``x[rows]`` in place against the fixed ``y`` (``c``: confidence rows)."""
-            if not len(rows):
-                return
-            fresh = ~np.any(x[rows] != 0, axis=1)  # no factors to start from
-            for sel, exact in ((rows[~fresh], False), (rows[fresh], True)):
+            new = fresh(x, rows)
+            for sel, exact in ((rows[~new], False), (rows[new], True)):
                 if not len(sel):
                     continue
                 sub = np.ascontiguousarray(x[sel])
@@ -288,9 +291,18 @@ class ALS(EmbeddingRecommender):
                                           cg_steps=int(cg_steps))
                 x[sel] = sub
 
+        new_users = users[fresh(self.user_factors_, users)]
+        new_items = items[fresh(self.item_factors_, items)]
+        item_rows = conf.T.tocsr()
         with threadpool_limits(1, "blas"):
-            solve(items, conf.T.tocsr(), self.item_factors_, self.user_factors_)
+            solve(items, item_rows, self.item_factors_, self.user_factors_)
             solve(users, conf, self.user_factors_, self.item_factors_)
+            # new (or cold) items taken up by new users were placed while those users had no
+            # factors (an item only new users took stays at zero): solve them again now they have
+            again = new_items[np.isin(new_items, conf[new_users].indices)] if len(new_users) else new_items[:0]
+            if len(again):
+                self.item_factors_[again] = 0.0
+                solve(again, item_rows, self.item_factors_, self.user_factors_)
         self._check_finite(self.user_factors_, self.item_factors_)
         return self
 

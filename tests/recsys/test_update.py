@@ -51,7 +51,7 @@ def test_empty_log_changes_nothing(name, fitted_small, planted):
     m = _copy(fitted_small(name), planted)
     users = np.arange(N_USERS)
     before = m.recommend(users, n=10)
-    summary = update_model(m, _empty(m.train_))
+    summary = update_model(m, _empty(m.train_), planted[3])
     after = m.recommend(users, n=10)
     np.testing.assert_array_equal(before[0], after[0])
     np.testing.assert_allclose(before[1], after[1], rtol=1e-6, atol=1e-6)
@@ -72,7 +72,7 @@ def test_als_update_with_empty_log_equals_refit(planted):
 def test_closed_form_models_update_to_the_refit(name, fitted_small, planted):
     train, val, _, feats = planted
     m = _copy(fitted_small(name), planted)
-    update_model(m, val)
+    update_model(m, val, feats)
     refit = make_small(name).fit(train.union(val), feats if m.uses_features else None)
     users = np.arange(N_USERS)
     np.testing.assert_array_equal(m.recommend(users, n=10)[0], refit.recommend(users, n=10)[0])
@@ -95,7 +95,7 @@ def test_a_new_user_gets_personal_lists(name, fitted_small, planted):
     m = _copy(fitted_small(name), planted)
     train = m.train_
     history = [1, 5, 9, 13]  # cluster 1
-    summary = update_model(m, _log(train, ["new"] * 4, history, new_users=["new"]))
+    summary = update_model(m, _log(train, ["new"] * 4, history, new_users=["new"]), planted[3])
     assert summary.new_users == 1 and m.n_users_ == train.n_users + 1
     u = m.train_.user_map.index("new")
     assert m.knows_user(u)
@@ -112,7 +112,7 @@ def test_an_item_with_interactions_stops_being_cold(name, fitted_small, planted)
     fans = [f"u{u}" for u in range(0, 40, 4)]  # users who like cluster 0
     x = _log(train, fans + fans[:5], [cold] * len(fans) + [999] * 5, new_items=[999])
     assert not m.knows_item(train.item_map.index(999) if 999 in train.item_map else -1)
-    summary = update_model(m, x)
+    summary = update_model(m, x, planted[3])
     new = m.train_.item_map.index(999)
     assert summary.warmed_items == 2 and summary.new_items == 1
     for i in (cold, new):
@@ -132,7 +132,11 @@ def test_new_items_with_media_are_scored_from_it(fitted_small, planted):
     feats = planted[3]
     row = ItemFeatures([777], {b: feats.blocks[b][[2]] for b in feats.blocks}, block_masks=feats.block_masks,
                        fused=feats.fused[[2]])  # the media of item 2 (cluster 2)
-    summary = update_model(m, _log(m.train_, ["u2"], [777], new_items=[777]), row)
+    with pytest.raises(DataError, match="features of every item"):  # the bridge net is retrained on all items
+        update_model(m, _log(m.train_, ["u2"], [777], new_items=[777]), row)
+    both = ItemFeatures(feats.item_ids.tolist() + [777], {b: np.vstack([v, v[[2]]]) for b, v in feats.blocks.items()},
+                        block_masks=feats.block_masks, fused=np.vstack([feats.fused, feats.fused[[2]]]))
+    summary = update_model(m, _log(m.train_, ["u2"], [777], new_items=[777]), both)
     assert summary.new_items_with_media == 1
     new = m.train_.item_map.index(777)
     assert m.bridge_.has_media_[new] and m.cold_[new] == 0
@@ -269,3 +273,16 @@ def test_cli_update(als_bundle, planted, tmp_path, capsys):
     pl.DataFrame({"user_id": ["u1"], "item_id": ["not-an-int"]}).write_csv(bad)
     assert main(["update", "--bundle", str(als_bundle), "--log", str(bad)]) == 2
     assert "not-an-int" in capsys.readouterr().err
+
+
+def test_an_item_only_new_users_took_gets_factors(fitted_small, planted):
+    m = _copy(fitted_small("als"), planted)
+    train = m.train_
+    x = _log(train, ["n1", "n1", "n1", "n2", "n2", "n2"], [0, 4, 888, 8, 12, 888], new_users=["n1", "n2"],
+             new_items=[888])
+    update_model(m, x)
+    new = m.train_.item_map.index(888)
+    assert np.abs(m.item_factors_[new]).sum() > 0
+    # it sits with cluster 0 (its takers' tastes): a cluster-0 user scores it above a cluster-1 user
+    fan, other = m.train_.user_map.index("u4"), m.train_.user_map.index("u1")
+    assert m.score(fan, new) > m.score(other, new)
