@@ -170,6 +170,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    import json
+
+    from recsys.jobs.update import REFIT_THRESHOLDS, update_bundle
+
+    rep = update_bundle(args.bundle, _log_spec(args), out=args.out, features=args.features, overwrite=args.overwrite,
+                        drift_users=args.drift_users)
+    d = rep.drift
+    print(f"bundle written to {rep.path.resolve()}")
+    print("drift since the fit (" + f"{d['updates_since_fit']} update(s)): " + ", ".join(
+        f"{k} {d[k]:.1%}" for k in REFIT_THRESHOLDS if d.get(k) is not None))
+    if rep.refit_due:
+        print("refit recommended (avrec fit): " + "; ".join(rep.reasons))
+    else:
+        print("no refit due (thresholds: " + ", ".join(f"{k} {v:.0%}" for k, v in REFIT_THRESHOLDS.items()) + ")")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.to_json(), indent=1))
+    return 0
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.jobs.recommend import recommend_bundle
 
@@ -272,6 +292,11 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-size", type=float, default=0.1,
                    help="validation share of --log; 0: no val part (default 0.1)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random and cold-item splits")
+    _log_options(g)
+
+
+def _log_options(g) -> None:
+    """How a log is read: columns, event weights, MovieLens (every command that reads a --log)."""
     g.add_argument("--user-col", default=None, help="user id column (default: detected: user_id, user, userid, uid)")
     g.add_argument("--item-col", default=None, help="item id column (default: detected: item_id, item, itemid, iid)")
     g.add_argument("--time-col", default=None,
@@ -466,6 +491,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     _engine_options(p, "ALS fitted by Spark MLlib (implicitPrefs), saved in the same bundle format")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("update", help="fold a log of new interactions into a bundle without a full refit")
+    p.add_argument("--bundle", required=True, help="bundle to update (avrec fit)")
+    p.add_argument("--log", required=True, metavar="FILE", help="the new interactions (CSV/Parquet)")
+    p.add_argument("--out", default=None, metavar="BUNDLE", help="write the updated bundle here (default: in place)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--features", default=None, metavar="DIR",
+                   help="avrec features folder with the media of new items (fused like the bundle's; default: none)")
+    p.add_argument("--drift-users", type=int, default=300,
+                   help="untouched users sampled for the list-change drift (default 300; 0: off)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the update report (counts, drift) here (default: none)")
+    _log_options(p.add_argument_group("how --log is read"))
+    p.set_defaults(func=cmd_update)
 
     p = sub.add_parser("recommend", help="write top-n lists of every (or the listed) user from a bundle")
     p.add_argument("--bundle", required=True, help="bundle folder (avrec fit)")

@@ -7,6 +7,7 @@
                    ``--features``) -> interactions and fused item features
 ``evaluate``       load -> split -> (tune ->) fit -> evaluate -> report (``avrec evaluate``)
 ``fit``            load -> fit -> bundle (``avrec fit``); ``fit_model``, the fit every job uses
+``update``         bundle + new log -> updated bundle and drift, no refit (``avrec update``)
 ``extract``        media catalog -> features folder (``avrec features``)
 ``encoders``       features folder + catalog -> self-supervised blocks (``avrec train-encoders``)
 ``text``           catalog words -> ``text`` block, fused vectors, media -> text projection
