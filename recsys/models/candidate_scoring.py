@@ -61,9 +61,15 @@ def _exact_top_k(u: np.ndarray, v: np.ndarray, k: int, rows: sp.csr_matrix) -> n
     """(b, k) indices of the largest ``u . v_j`` per row over unseen items (exact; -1 pads)."""
     b, n = len(u), len(v)
     k = min(k, n)
+    r, c = seen_pairs(rows)
+    if n <= _ITEM_BLOCK:  # one panel: no merging of per-block winners
+        s = u @ v.T
+        s[r, c] = -np.inf
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (b, n)).copy()
+        part[~np.isfinite(np.take_along_axis(s, part, axis=1))] = -1
+        return part
     best_idx = np.full((b, 0), -1, dtype=np.int64)
     best_val = np.full((b, 0), -np.inf, dtype=np.float32)
-    r, c = seen_pairs(rows)
     for start in range(0, n, _ITEM_BLOCK):
         stop = min(start + _ITEM_BLOCK, n)
         s = u @ v[start:stop].T
@@ -135,12 +141,15 @@ class SparseSource:
     def __init__(self, model: Recommender, users: np.ndarray, rows: sp.csr_matrix) -> None:
         p = sp.csr_matrix(model._matrix(rows) @ model.similarity_, dtype=np.float32)
         p.sort_indices()
+        self.n_items = model.n_items_
         # seen items leave the row (the dense path sets them to -inf and excludes them)
-        r, c = seen_pairs(rows)
-        mask = sp.csr_matrix((np.ones(len(r), bool), (r, c)), shape=p.shape)
-        p = p - p.multiply(mask)
+        p.data[np.isin(self._keys(p), _keys_of(*seen_pairs(rows), self.n_items))] = 0.0
         p.eliminate_zeros()
-        self.p, self.rows, self.n_items = p.tocsr(), rows, model.n_items_
+        self.p, self.rows = p, rows
+        self.keys_ = self._keys(p)  # ascending: rows in order, sorted indices within a row
+
+    def _keys(self, p: sp.csr_matrix) -> np.ndarray:
+        return _keys_of(np.repeat(np.arange(p.shape[0]), np.diff(p.indptr)), p.indices, self.n_items)
 
     def top_k(self, k: int) -> np.ndarray:
         """(b, k) the top-``k`` unseen items with a non-zero score per user (-1 pads): items the
@@ -158,9 +167,11 @@ class SparseSource:
         return out
 
     def pairs(self, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        if not len(r):
-            return np.zeros(0, np.float32)
-        return np.asarray(self.p[r, c], dtype=np.float32).ravel()
+        """(m,) scores of pairs: a binary search in the row-major stored entries (0 if absent)."""
+        keys = _keys_of(r, c, self.n_items)
+        pos = np.minimum(np.searchsorted(self.keys_, keys), max(len(self.keys_) - 1, 0))
+        hit = (self.keys_[pos] == keys) if len(self.keys_) else np.zeros(len(keys), bool)
+        return np.where(hit, self.p.data[pos] if len(self.keys_) else 0.0, 0.0).astype(np.float32)
 
     def row_stats(self) -> RowStats:
         b = self.p.shape[0]
@@ -168,6 +179,11 @@ class SparseSource:
         d = self.p.data.astype(np.float64)
         return _stats(np.bincount(r, weights=d, minlength=b), np.bincount(r, weights=d * d, minlength=b),
                       self.n_items - np.diff(self.rows.indptr))
+
+
+def _keys_of(r: np.ndarray, c: np.ndarray, n_items: int) -> np.ndarray:
+    """One int64 key per (row, item) pair, ordered row-major."""
+    return np.asarray(r, dtype=np.int64) * n_items + np.asarray(c, dtype=np.int64)
 
 
 def source_for(model: Recommender, users: np.ndarray, rows: sp.csr_matrix, cache: dict, index=None):
