@@ -1,6 +1,7 @@
 """The cold-item exposure policy on hand-made candidate lists (recsys.models.exposure): the quota
-per list, the position cap under the user's best warm items, the quality bound, and the report of
-a share that cannot be reached."""
+per list (ceiling 1), the calibrated lift that fills the share on average (ceiling 3), the position
+cap under the user's best warm items, the quality bound, and the report of a share that cannot be
+reached."""
 
 from __future__ import annotations
 
