@@ -19,10 +19,13 @@
    ``published`` protocol val only chooses settings (:meth:`Hybrid.choose_on_validation`).
 5. **Ranker**: ``linear`` (default; coordinate ascent on NDCG@20 over the z-scores) or LightGBM
    (``lambdarank``, ``binary``), see :mod:`recsys.models.ranker`.
-6. **Cold-item exposure** (``cold_share``, :mod:`recsys.models.exposure`): up to that share of each
-   user's top-20 slots is reserved for cold items the ranker finds good enough for the user, below
-   the user's best warm items; a share that cannot be given is reported (warning, ``exposure_``).
-   Chosen on validation by the rule in :meth:`Hybrid.choose_on_validation`.
+6. **Cold-item exposure** (``cold_share``, ``cold_ceiling``, :mod:`recsys.models.exposure`): cold
+   items the ranker finds good enough for the user fill that share of the top-20 slots, below the
+   user's best warm items: the same number in every list (``cold_ceiling=1``), or on average, by
+   one lift calibrated on training users' lists and clipped per list, so users whose cold
+   candidates score well get more slots (up to ``cold_ceiling`` times the average). A share that
+   cannot be given is reported (warning, ``exposure_``). Both are chosen on validation by the rule
+   in :meth:`Hybrid.choose_on_validation`.
 
 Items outside a user's candidate pool keep the ALS order below every candidate, so the full
 ranking (and exact AUC) stays defined.
@@ -65,6 +68,9 @@ DEFAULT_CANDIDATES = {"als": 200, "media": 100, "itemknn": 50, "content": 50, "c
 COMPONENTS = ("als", "media", "itemknn", "content")
 #: cold shares tried by :meth:`Hybrid.choose_on_validation`
 COLD_SHARE_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+#: cold ceilings tried with each share: 1 (the same quota for every user) and 3 (adaptive; 2 and 4
+#: did worse on TikTok's val, README "Cold-item exposure")
+COLD_CEILING_GRID = (1, 3)
 
 
 def _segment_recall(scores: np.ndarray, rel: sp.csr_matrix, keep: np.ndarray | None, k: int) -> np.ndarray:
@@ -108,12 +114,19 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         recall@20 0.1091 with, 0.1134 without).
     cold_share : float in [0, 1) or None
         Exposure policy for cold items (no training interactions: new uploads,
-        :mod:`recsys.models.exposure`): at most this share of each user's top-20 slots goes to cold
-        items, each lifted at most by the user's own list spread and never above the user's top
-        ``(1 - cold_share) * 20`` warm candidates. None (or 0) ranks them by the ranker alone. The
-        share reached on up to 2,000 training users' lists is in ``exposure_``, with a warning when
-        it falls short. :meth:`choose_on_validation` replaces it by the share its documented rule
-        picks.
+        :mod:`recsys.models.exposure`): cold items get ``floor(cold_share * 20)`` of the top-20
+        slots, per list or on average (``cold_ceiling``); a lift of at most the user's own list
+        spread, never above the user's top ``20 - Q`` warm candidates, where
+        ``Q = min(cold_ceiling * floor(cold_share * 20), 19)`` is the most one list holds. None (or
+        0) ranks them by the ranker alone. What the policy gives on up to 2,000 training users'
+        lists is in ``exposure_``, with a warning when the share falls short.
+        :meth:`choose_on_validation` replaces it by the share its documented rule picks.
+    cold_ceiling : int >= 1
+        1: every list gets the same quota, each cold item lifted by its list's whole bound. Above
+        1: one lift (``cold_lift_``), calibrated so cold items fill ``cold_share`` of the slots on
+        average over the training users' lists, is clipped per list by the bound, the cap and the
+        ceiling ``Q``: users whose cold candidates the ranker scores well for them get more slots,
+        the others fewer. :meth:`choose_on_validation` chooses it with the share.
     als_params, knn_params, bridge_params, content_params : dict, optional
         Settings of the components.
     seed : int
@@ -138,6 +151,7 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         cold_simulation: float | str = "auto",
         popularity: bool = False,
         cold_share: float | None = 0.25,
+        cold_ceiling: int = 1,
         als_params: dict | None = None,
         knn_params: dict | None = None,
         bridge_params: dict | None = None,
@@ -153,6 +167,7 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         self.cold_simulation = cold_simulation
         self.popularity = popularity
         self.cold_share = cold_share
+        self.cold_ceiling = cold_ceiling
         self.als_params = als_params
         self.knn_params = knn_params
         self.bridge_params = bridge_params
@@ -171,6 +186,9 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
             raise ConfigError(f"unknown hybrid components {sorted(bad)}; known: {list(COMPONENTS)}")
         if self.cold_share is not None and not 0 <= self.cold_share < 1:
             raise ConfigError(f"cold_share must be in [0, 1) or None, got {self.cold_share}")
+        if isinstance(self.cold_ceiling, bool) or not isinstance(self.cold_ceiling, (int, np.integer)) \
+                or self.cold_ceiling < 1:
+            raise ConfigError(f"cold_ceiling must be an integer >= 1, got {self.cold_ceiling!r}")
         if any(int(v) < 0 for v in (self.candidates or {}).values()):
             raise ConfigError("candidate counts must be >= 0")
         if int(self.folds) < 1:
@@ -222,7 +240,8 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         self.crossfit_feature_std_ = np.sqrt(np.maximum(squares / np.maximum(n, 1) - self.crossfit_feature_mean_ ** 2, 0))
         for k, v in vars(self._fit_components(interactions, item_features)).items():
             setattr(self, k, v)  # the serving components see all training data
-        self._set_exposure(exposure.calibrate(self._calibration_lists(interactions), self.cold_share))
+        self._set_exposure(exposure.calibrate(self._calibration_lists(interactions), self.cold_share,
+                                              ceiling=self.cold_ceiling))
 
     def _simulate_cold(self, fold_train: Interactions, labels: Interactions, fold: int) -> Interactions:
         """``fold_train`` without the interactions of a random share of its warm items (see
@@ -290,21 +309,31 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
     def _set_exposure(self, result: "exposure.Exposure") -> None:
         """Record what the exposure policy gives (``exposure_``) and warn when the share falls short."""
         self.exposure_ = result.to_json()
+        self.cold_lift_ = result.lift
         if not result.reachable:
             _log.warning("hybrid cold_share=%s: cold items fill %.3f of the top-%d slots of training users' lists, "
                          "not %.3f (%s); the share is clipped to what the policy can give",
                          result.share, result.reached, result.k, result.slots / result.k, result.reason)
 
+    def _exposed(self, p: np.ndarray, r: np.ndarray, c: np.ndarray, n_rows: int) -> np.ndarray:
+        """(m,) candidate scores after the exposure policy with this model's share and calibrated lift."""
+        return exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, n_rows, ceiling=self.cold_ceiling,
+                              lift=self.cold_lift_)
+
     def choose_on_validation(self, val: Interactions, k: int = 20, grid: tuple[float, ...] = COLD_SHARE_GRID,
-                             max_loss: float = 0.05) -> dict:
-        """Choose ``cold_share`` on a validation part (its interactions are never a training label).
+                             max_loss: float = 0.05, ceilings: tuple[int, ...] = COLD_CEILING_GRID) -> dict:
+        """Choose ``cold_share`` and ``cold_ceiling`` on a validation part (its interactions are never
+        a training label).
 
         Rule: the smallest share in ``grid`` whose validation cold recall@k (cold held-out items in
-        the shared list) is at least twice the best content-only component's, among the shares that
-        keep overall validation recall@k within ``max_loss`` (relative) of the ranker alone; if none
-        reaches twice, the qualifying share with the highest cold recall. With no validation
-        interaction on a cold item the configured share stays. Sets ``cold_share`` and ``exposure_``
-        and returns the table behind the choice (also in ``exposure_choice_``).
+        the shared list) is at least twice the best content-only component's with some ceiling in
+        ``ceilings``, among the (share, ceiling) pairs that keep overall validation recall@k within
+        ``max_loss`` (relative) of the ranker alone; at that share, the ceiling with the highest
+        overall recall. If no pair reaches twice, the qualifying pair with the highest cold recall.
+        Each pair is scored with the lift calibrated for it on training users' lists. With no
+        validation interaction on a cold item the configured settings stay. Sets ``cold_share``,
+        ``cold_ceiling``, ``cold_lift_`` and ``exposure_`` and returns the table behind the choice
+        (also in ``exposure_choice_``; keys ``"share/ceiling"``).
         """
         self._check_fitted()
         if not val.same_maps(self.train_):
@@ -315,13 +344,15 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
                                                 weights=cold_items[val.matrix.indices], minlength=val.n_users) > 0)
         if not len(cold_users):
             self.exposure_choice_ = {"rule": "no validation interaction on a cold item: configured share kept",
-                                     "cold_share": self.cold_share, "exposure": self.exposure_}
+                                     "cold_share": self.cold_share, "cold_ceiling": self.cold_ceiling,
+                                     "exposure": self.exposure_}
             return self.exposure_choice_
         lists = self._calibration_lists(self.train_)
-        shares = sorted(set(grid))
-        policy = {s: exposure.calibrate(lists, s, k) for s in shares}
-        overall = {s: [] for s in shares}
-        cold_rec = {s: [] for s in shares}
+        # share 0 lifts nothing: one ceiling stands for all
+        pairs = sorted({(s, m if s > 0 else 1) for s in grid for m in ceilings})
+        policy = {(s, m): exposure.calibrate(lists, s, k, ceiling=m) for s, m in pairs}
+        overall = {sm: [] for sm in pairs}
+        cold_rec = {sm: [] for sm in pairs}
         content_cold: dict[str, list] = {}
         names = self._source_names()
         for batch in self._user_batches(users, self.n_items_):
@@ -331,27 +362,34 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
             for name, s in zip(names, blocks):
                 if name.startswith("content_"):
                     content_cold.setdefault(name, []).append(_segment_recall(s, rel, cold_items, k))
-            for s in shares:
-                full = self._full_scores(blocks[0], r, c, exposure.apply(p, r, self.cold_[c] > 0, s, len(batch), k),
-                                         len(batch))
-                overall[s].append(_segment_recall(full, rel, None, k))
-                cold_rec[s].append(_segment_recall(full, rel, cold_items, k))
+            for sm in pairs:
+                lifted = exposure.apply(p, r, self.cold_[c] > 0, sm[0], len(batch), k, ceiling=sm[1],
+                                        lift=policy[sm].lift)
+                full = self._full_scores(blocks[0], r, c, lifted, len(batch))
+                overall[sm].append(_segment_recall(full, rel, None, k))
+                cold_rec[sm].append(_segment_recall(full, rel, cold_items, k))
         mean = lambda parts: float(np.nanmean(np.concatenate(parts)))  # noqa: E731
-        table = {s: {"recall": mean(overall[s]), "cold_recall": mean(cold_rec[s]),
-                     "train_cold_slots": policy[s].reached} for s in shares}
+        table = {sm: {"recall": mean(overall[sm]), "cold_recall": mean(cold_rec[sm]),
+                      "train_cold_slots": policy[sm].reached, "lift": policy[sm].lift} for sm in pairs}
         best_content = max((mean(v) for v in content_cold.values()), default=0.0)
-        base = table[0.0]["recall"] if 0.0 in table else max(t["recall"] for t in table.values())
-        ok = [s for s in shares if table[s]["recall"] >= (1 - max_loss) * base]
-        reach = [s for s in ok if table[s]["cold_recall"] >= 2 * best_content]
-        chosen = reach[0] if reach else max(ok, key=lambda s: table[s]["cold_recall"])
-        self.cold_share = chosen if chosen > 0 else None
+        base = table[(0.0, 1)]["recall"] if (0.0, 1) in table else max(t["recall"] for t in table.values())
+        ok = [sm for sm in pairs if table[sm]["recall"] >= (1 - max_loss) * base]
+        reach = [sm for sm in ok if table[sm]["cold_recall"] >= 2 * best_content]
+        if reach:
+            first = min(s for s, _ in reach)
+            chosen = max((sm for sm in reach if sm[0] == first), key=lambda sm: table[sm]["recall"])
+        else:
+            chosen = max(ok, key=lambda sm: table[sm]["cold_recall"])
+        self.cold_share = chosen[0] if chosen[0] > 0 else None
+        self.cold_ceiling = chosen[1]
         self._set_exposure(policy[chosen])
         self.exposure_choice_ = {
-            "rule": f"smallest share with val cold recall@{k} >= 2x the best content component's, overall recall "
-                    f"within {max_loss:.0%} of the ranker alone" + ("" if reach else " (none reached 2x: the highest "
-                                                                            "cold recall among those kept)"),
-            "cold_share": self.cold_share, "best_content_cold_recall": best_content,
-            "table": {str(s): v for s, v in table.items()}, "exposure": self.exposure_,
+            "rule": f"smallest share with val cold recall@{k} >= 2x the best content component's (ceilings "
+                    f"{', '.join(map(str, ceilings))}; at that share the ceiling with the higher val recall), overall "
+                    f"recall within {max_loss:.0%} of the ranker alone" + ("" if reach else " (none reached 2x: the "
+                                                                          "highest cold recall among those kept)"),
+            "cold_share": self.cold_share, "cold_ceiling": self.cold_ceiling, "best_content_cold_recall": best_content,
+            "table": {f"{s}/{m}": v for (s, m), v in table.items()}, "exposure": self.exposure_,
         }
         return self.exposure_choice_
 
@@ -388,8 +426,7 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         blocks, r, c, p = self._candidate_scores(users, rows)
         # Candidates keep their raw ranker scores (a squashing function would tie high scores in
         # float32); seen items come last but stay rankable (filter_seen=False lists them).
-        out = self._full_scores(blocks[0], r, c, exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users)),
-                                len(users))
+        out = self._full_scores(blocks[0], r, c, self._exposed(p, r, c, len(users)), len(users))
         seen = ~np.isfinite(out)
         if seen.any():
             lowest = np.min(np.where(seen, np.inf, out), axis=1, keepdims=True)
@@ -418,11 +455,14 @@ class Hybrid(PairFeatures, RankerExplanations, CandidateServing, Recommender):
         state["block_names_"] = list(self.block_names_)
         state["ranker"] = self.ranker_model_.get_state()
         state["exposure_"] = self.exposure_
+        state["cold_lift_"] = self.cold_lift_
         return state
 
     def _restore(self, state, item_features) -> None:
-        # bundles written before the exposure report (they held a constant boost) have none
+        # bundles written before the exposure report (they held a constant boost) have none; those
+        # written before the calibrated lift (None) keep the fixed per-list quota they were fitted with
         self.exposure_ = state.get("exposure_", {})
+        self.cold_lift_ = state.get("cold_lift_")
         self.block_names_ = tuple(self.block_names_)
         self.ranker_model_ = Ranker.from_state(state["ranker"])
         self.bridge_.als_ = self.als_  # one ALS, shared as at fit time

@@ -79,5 +79,5 @@ class RankerExplanations:
         if not exposure.quota(self.cold_share) or not (self.cold_[items] > 0).any():
             return lift
         _, r, c, p = self._candidate_scores(users, rows)
-        delta = dict(zip(c.tolist(), (exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users)) - p).tolist()))
+        delta = dict(zip(c.tolist(), (self._exposed(p, r, c, len(users)) - p).tolist()))
         return np.array([delta.get(int(i), 0.0) for i in items])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.models import exposure
 
 
 class CandidateServing:
@@ -63,7 +62,7 @@ class CandidateServing:
         cols += [self.log_pop_[c], self.cold_[c], self.bridge_.has_media_[c], activity[r]]
         x = np.column_stack(cols).astype(np.float32)
         p = self.ranker_model_.predict(self._ranker_input(x))
-        p = exposure.apply(p, r, self.cold_[c] > 0, self.cold_share, len(users))
+        p = self._exposed(p, r, c, len(users))
         return r, c, np.asarray(p, dtype=np.float32)
 
     def recommend(self, user_idx, user_items=None, n: int = 10, filter_seen: bool = True, items=None,

@@ -1,6 +1,7 @@
 """The cold-item exposure policy on hand-made candidate lists (recsys.models.exposure): the quota
-per list, the position cap under the user's best warm items, the quality bound, and the report of
-a share that cannot be reached."""
+per list (ceiling 1), the calibrated lift that fills the share on average (ceiling 3), the position
+cap under the user's best warm items, the quality bound, and the report of a share that cannot be
+reached."""
 
 from __future__ import annotations
 
@@ -88,3 +89,71 @@ def test_cold_items_beyond_the_share_are_held_out():
     kept = out.reshape(4, -1)[:, 30:32]
     np.testing.assert_array_equal(kept, cold[:, :2])  # the ranker's own placement stands
     assert exposure.quota(0.1) == 2 and exposure.quota(0.33) == 6 and exposure.quota(None) == 0
+
+
+
+def _calibrated(p, r, c, b, share, ceiling=3):
+    lists = [(pp, cc) for pp, cc in zip(p.reshape(b, -1), c.reshape(b, -1))]
+    rep = exposure.calibrate(lists, share, ceiling=ceiling)
+    return rep, exposure.apply(p, r, c, share, b, ceiling=ceiling, lift=rep.lift)
+
+
+def test_calibrated_lift_fills_the_share_on_average_where_cold_items_score_best():
+    """With a ceiling above 1, one calibrated lift fills ``share`` of the slots on average over the
+    calibration lists, gives more slots to users whose cold candidates the ranker scores well for
+    them and fewer to the others, is the smallest lift that does so, and keeps the per-list
+    guarantees: at most ``list_slots`` cold items per list, none above the user's top
+    ``k - list_slots`` warm items."""
+    rng = np.random.default_rng(2)
+    b = 400
+    warm = np.sort(rng.normal(size=(b, 80)), axis=1)[:, ::-1]
+    fit = np.where(np.arange(b) % 2 == 0, 0.0, -1.5)[:, None]  # even users: cold items that suit them
+    cold = warm[:, 19:20] + fit - rng.uniform(0.0, 1.0, size=(b, 12))
+    p, r, c = _lists(warm, cold)
+    rep, out = _calibrated(p, r, c, b, 0.25)
+    assert rep.slots == 5 and rep.list_slots == 15 and rep.reachable and rep.lift > 0
+    in_top, top = _top_cold(out, r, c, b)
+    n = in_top.sum(axis=1)
+    assert abs(n.mean() - 5) < 0.5 and abs(rep.reached - n.mean() / 20) < 1e-9
+    assert n[::2].mean() > 2 * n[1::2].mean()  # adaptive: slots go where cold items score best
+    assert n.max() <= rep.list_slots and not in_top[:, :20 - rep.list_slots].any()
+    assert rep.users_within_share == np.mean(n <= 5)
+    # the smallest such lift: a little less fills fewer slots
+    less = exposure.apply(p, r, c, 0.25, b, ceiling=3, lift=rep.lift * 0.98)
+    assert _top_cold(less, r, c, b)[0].sum(axis=1).mean() < 5
+    # the same lists with the fixed quota: exactly 5 in every list that has 5 good cold candidates
+    fixed, out1 = _calibrated(p, r, c, b, 0.25, ceiling=1)
+    assert fixed.lift is None and _top_cold(out1, r, c, b)[0].sum(axis=1).max() == 5
+
+
+def test_calibrated_lift_guarantees_on_hard_lists():
+    """The fixed-quota cases above, with a calibrated lift: poor cold candidates stay out (their
+    lists' bound), 3 cold items for 5 slots are reported and never first, and when the ranker alone
+    already fills the share no lift is added (cold items beyond the ceiling are still held out)."""
+    warm = np.tile(np.linspace(10.0, 0.0, 40), (30, 1))
+    cold = np.full((30, 6), -20.0)
+    p, r, c = _lists(warm, cold)
+    rep, out = _calibrated(p, r, c, 30, 0.25)
+    assert rep.reached == 0 and rep.reason.startswith("too few cold candidates are good")
+    assert not _top_cold(out, r, c, 30)[0].any()
+
+    rng = np.random.default_rng(1)
+    warm, cold = rng.normal(size=(200, 97)), rng.normal(size=(200, 3)) - 1.0
+    p, r, c = _lists(warm, cold)
+    rep, out = _calibrated(p, r, c, 200, 0.25)
+    assert rep.reason.startswith("fewer cold candidates") and rep.users_within_share == 1.0
+    in_top, _ = _top_cold(out, r, c, 200)
+    assert in_top.sum(axis=1).max() <= 3 and not in_top[:, 0].any()
+    # a lift ends below the user's 5th warm item (20 - 15); a cold item the ranker alone puts higher stays there
+    fifth = np.sort(warm, axis=1)[:, -5]
+    lifted = (out != p).reshape(200, -1)[:, 97:]
+    assert (out.reshape(200, -1)[:, 97:][lifted] < np.broadcast_to(fifth[:, None], (200, 3))[lifted]).all()
+
+    warm = np.tile(np.linspace(1.0, 0.0, 30), (4, 1))
+    cold = np.tile(np.linspace(5.0, 2.0, 8), (4, 1))  # the ranker alone puts all 8 on top
+    p, r, c = _lists(warm, cold)
+    rep, out = _calibrated(p, r, c, 4, 0.1)
+    assert rep.lift == 0.0 and rep.list_slots == 6 and rep.ranker_alone == 0.4
+    assert (_top_cold(out, r, c, 4)[0].sum(axis=1) == 6).all() and abs(rep.reached - 0.3) < 1e-9
+    assert exposure.slots_per_list(0.1, ceiling=3) == 6 and exposure.slots_per_list(0.1) == 2
+    assert exposure.slots_per_list(0.4, ceiling=3) == 19

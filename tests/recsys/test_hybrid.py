@@ -153,9 +153,14 @@ def test_cold_share_chosen_on_validation_with_cold_positives(data):
     cold_val = test.subset(np.isin(test.matrix.indices, COLD))  # a validation part that hits cold items
     choice = m.choose_on_validation(cold_val)
     assert choice["cold_share"] in (None, *[s for s in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)])
-    assert set(choice["table"]) >= {"0.0", "0.25"} and choice["best_content_cold_recall"] > 0
+    assert choice["cold_ceiling"] in (1, 3) and (m.cold_share, m.cold_ceiling) == (choice["cold_share"],
+                                                                                     choice["cold_ceiling"])
     table = choice["table"]
-    assert table["0.4"]["cold_recall"] >= table["0.0"]["cold_recall"]  # more exposure, more cold hits
+    assert set(table) >= {"0.0/1", "0.25/1", "0.25/3"} and "0.0/3" not in table
+    assert choice["best_content_cold_recall"] > 0
+    for ceiling in (1, 3):  # more exposure, more cold hits
+        assert table[f"0.4/{ceiling}"]["cold_recall"] >= table["0.0/1"]["cold_recall"]
+    assert table["0.25/1"]["lift"] is None and table["0.25/3"]["lift"] >= 0
 
 
 def test_hybrid_errors(data):
@@ -166,21 +171,32 @@ def test_hybrid_errors(data):
         Hybrid().fit(train)
 
 
-def test_cold_share_policy_sets_cold_exposure(data):
-    """cold_share reserves that share of every user's top-20 slots for cold items: no list holds
-    more, the lists reach about that share when enough cold candidates are good enough (8 cold
-    items here, two per taste), and the share reached is recorded."""
+@pytest.mark.parametrize("ceiling", [1, 3])
+def test_cold_share_policy_sets_cold_exposure(data, ceiling):
+    """cold_share gives cold items that share of the top-20 slots (8 cold items here, two per
+    taste): in every list with cold_ceiling=1, on average with a calibrated lift otherwise; no list
+    holds more than the ceiling, what is reached is recorded, and the lift travels with the model."""
     train, _, _, feats = data
     shares = {}
     for target in (0.15, 0.4):
-        m = _hybrid(cold_share=target).fit(train, feats)
-        idx, _ = m.recommend(np.arange(N_USERS), n=20)
+        m = _hybrid(cold_share=target, cold_ceiling=ceiling).fit(train, feats)
+        idx, score = m.recommend(np.arange(N_USERS), n=20)
         per_user = np.isin(idx, COLD).sum(axis=1)
-        assert per_user.max() <= int(target * 20)
+        # one policy on every path: candidate-only lists, dense lists, explanations
+        np.testing.assert_array_equal(_dense_lists(m, np.arange(N_USERS), None, 20)[0], idx)
+        u = int(np.argmax(per_user))
+        groups = m.feature_contributions(u, train.matrix[u], idx[u])
+        np.testing.assert_allclose(sum(groups.values()), score[u], rtol=1e-4, atol=1e-4)
+        assert m.exposure_["list_slots"] == min(ceiling * int(target * 20), 19)
+        assert per_user.max() <= m.exposure_["list_slots"]
+        assert m.cold_lift_ == m.exposure_["lift"] and (m.cold_lift_ is None) == (ceiling == 1)
         shares[target] = per_user.mean() / 20
         assert abs(shares[target] - m.exposure_["reached"]) < 1e-3, (shares, m.exposure_)  # rounded to 4 places
         assert shares[target] > target - 0.06, shares
+        assert m.get_state()["cold_lift_"] == m.cold_lift_
     assert shares[0.4] > shares[0.15]
+    with pytest.raises(ConfigError, match="cold_ceiling"):
+        _hybrid(cold_ceiling=0).fit(train, feats)
 
 
 def test_feature_importance_names_every_feature(hybrid):
