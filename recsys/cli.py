@@ -165,7 +165,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--param {others[0]}.*: avrec fit trains --model {args.model} only")
     params = all_params.get(args.model, {})
     out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
-                     params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master)
+                     params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master,
+                     exact=args.exact)
     print(f"bundle written to {Path(out).resolve()}")
     return 0
 
@@ -174,7 +175,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.jobs.recommend import recommend_bundle
 
     out, seconds = recommend_bundle(args.bundle, args.out, n=args.n, users=args.users, include_seen=args.include_seen,
-                                    explain=args.explain, engine=args.engine, spark_master=args.spark_master)
+                                    explain=args.explain, engine=args.engine, spark_master=args.spark_master,
+                                    exact=args.exact)
     print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
     return 0
 
@@ -212,7 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
     serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=args.workers,
-          log_level=args.log_level, token=args.token)
+          log_level=args.log_level, token=args.token, exact=args.exact)
     return 0
 
 
@@ -433,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model parameter, repeatable (e.g. als.factors=256; default: the model's own)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    p.add_argument("--exact", action="store_true",
+                   help="build no approximate item index (by default one is built from 100,000 items)")
     _engine_options(p, "ALS fitted by Spark MLlib (implicitPrefs), saved in the same bundle format")
     p.set_defaults(func=cmd_fit)
 
@@ -445,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
     p.add_argument("--explain", action="store_true",
                    help="add an explanation column (JSON: CF history items, nearest history item per modality)")
+    p.add_argument("--exact", action="store_true",
+                   help="exact retrieval even when the bundle holds approximate item indexes")
     _engine_options(p, "lists computed in Spark tasks and written as a folder of part files")
     p.set_defaults(func=cmd_recommend)
 
@@ -479,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="server processes (not with --media-root); SIGHUP to the parent reloads the bundle")
     p.add_argument("--log-level", default="warning",
                    help="uvicorn log level: critical, error, warning, info (access log), debug, trace")
+    p.add_argument("--exact", action="store_true",
+                   help="exact retrieval even when the bundle holds approximate item indexes")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="summarise a dataset and its split")
