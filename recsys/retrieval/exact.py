@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import BundleError, ConfigError, DataError
-from recsys.retrieval.index import Exclude, VectorIndex, _as_vectors, _exclusions
+from recsys.retrieval.index import _QUERY_CHUNK, Exclude, VectorIndex, _as_vectors, _exclusions
 from recsys.retrieval.transform import normalize_rows
 
 # one dense score block is capped at this many float32 cells (~256 MiB), as in recsys.models.base
@@ -89,7 +89,8 @@ class ExactIndex(VectorIndex):
         dense_ids = self._dense_ids()
         out_idx = np.full((len(q), k), -1, dtype=np.int64)
         out_val = np.full((len(q), k), -np.inf, dtype=np.float32)
-        step = max(1, MAX_BLOCK_CELLS // n)
+        # the query blocks of a model's dense recommend (1024 users, capped by the cell budget)
+        step = max(1, min(_QUERY_CHUNK, MAX_BLOCK_CELLS // n))
         for s in range(0, len(q), step):
             e = min(s + step, len(q))
             scores = q[s:e] @ v.T

@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+import recsys.retrieval as _retrieval
 from recsys.errors import BundleError
-from recsys.retrieval import EXACT_MAX_ITEMS, ExactIndex, VectorIndex, build_index, load_index
+from recsys.retrieval import ExactIndex, VectorIndex, build_index, load_index
 from recsys.retrieval.transform import row_norms
 
 #: where :func:`save` writes its manifest inside the directory it is given
@@ -78,7 +79,7 @@ class ItemIndexes:
 
 # ---------------------------------------------------------------------------- the rule
 def decide(n_items: int, exact: bool | None = None, saved: bool = False, build: bool = True,
-           threshold: int = EXACT_MAX_ITEMS) -> tuple[str, str]:
+           threshold: int | None = None) -> tuple[str, str]:
     """Exact or approximate retrieval for a catalog of ``n_items``: ``(kind, reason)``.
 
     Parameters
@@ -90,14 +91,16 @@ def decide(n_items: int, exact: bool | None = None, saved: bool = False, build: 
         A bundle holds approximate indexes (built at fit time).
     build : bool
         Whether an approximate index may be built now (the fit job: yes; loading a bundle: no).
-    threshold : int
-        Catalog size from which approximate search is the default.
+    threshold : int, optional
+        Catalog size from which approximate search is the default; default
+        :data:`recsys.retrieval.EXACT_MAX_ITEMS` (read when called).
 
     Returns
     -------
     kind : {"exact", "ivf"}
     reason : str, one line for logs and ``/health``
     """
+    threshold = _retrieval.EXACT_MAX_ITEMS if threshold is None else threshold
     if exact is True:
         return "exact", "exact search asked for (--exact)"
     if exact is False:
@@ -142,7 +145,7 @@ def targets(model) -> list[tuple[str, Any, tuple[str, ...]]]:
 
 
 def attach(model, exact: bool | None = None, saved: str | Path | None = None, build: bool = True,
-           threshold: int = EXACT_MAX_ITEMS, **ann_params) -> dict[str, Any]:
+           threshold: int | None = None, **ann_params) -> dict[str, Any]:
     """Give a fitted model its item indexes (see the module docstring) and say what was chosen.
 
     Parameters
@@ -155,8 +158,9 @@ def attach(model, exact: bool | None = None, saved: str | Path | None = None, bu
         are loaded instead of built (ignored with ``exact=True``).
     build : bool
         Whether approximate indexes may be built here (False when loading a bundle).
-    threshold : int
-        Catalog size from which approximate search is the default (tests lower it).
+    threshold : int, optional
+        Catalog size from which approximate search is the default; default
+        :data:`recsys.retrieval.EXACT_MAX_ITEMS` (read when called: tests lower it).
     **ann_params
         :class:`~recsys.retrieval.IVFIndex` settings (``nlist``, ``nprobe``, ...) of built indexes.
 
@@ -173,6 +177,7 @@ def attach(model, exact: bool | None = None, saved: str | Path | None = None, bu
         ``saved`` does not match the model (another catalog, other components).
     """
     model._check_fitted()
+    threshold = _retrieval.EXACT_MAX_ITEMS if threshold is None else threshold
     todo = targets(model)
     n_items = int(model.n_items_)
     if not todo:
