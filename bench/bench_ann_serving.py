@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_ann_serving_") as tmp:
         bundle, cost = make_bundle(Path(tmp) / "als", args.items, args.users, args.factors, args.seen, args.seed)
         ix = cost["indexes"]
-        print(f"    data {cost['data_s']:.1f}s; indexes ({cost['kind']}: {cost['reason']}) built in {cost['index_s']:.1f}s "
+        print(f"    data {cost['data_s']:.1f}s; indexes ({cost['kind']}: {cost['reason']}) built in "
+              f"{cost['index_s']:.1f}s "
               f"(ip nlist {ix['model.ip'].get('nlist')}, nprobe {ix['model.ip'].get('nprobe')}; + cosine), "
               f"RSS +{cost['rss_index_mib']:.0f} MiB; saved in {cost['save_s']:.1f}s: retrieval/ "
               f"{cost['retrieval_mib']:.0f} MiB of a {cost['bundle_mib']:.0f} MiB bundle", flush=True)

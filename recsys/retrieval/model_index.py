@@ -70,7 +70,7 @@ class ItemIndexes:
     @property
     def kind(self) -> str:
         """``"exact"`` or ``"ivf"``."""
-        return (self.ip or self.cos).kind
+        return (self.ip if self.ip is not None else self.cos).kind
 
     def current(self, model) -> bool:
         """Whether ``model`` still scores with the vectors these indexes hold."""

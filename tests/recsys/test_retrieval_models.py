@@ -55,7 +55,8 @@ def test_exact_index_gives_the_dense_lists(name, fitted_small, planted):
     assert info["kind"] == "exact" and "below" in info["reason"]
     users = np.arange(dense.n_users_)
     for n, filter_seen in ((N, True), (N_ITEMS + 5, False), (N_ITEMS + 5, True)):
-        a, b = dense.recommend(users, n=n, filter_seen=filter_seen), model.recommend(users, n=n, filter_seen=filter_seen)
+        a = dense.recommend(users, n=n, filter_seen=filter_seen)
+        b = model.recommend(users, n=n, filter_seen=filter_seen)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     np.testing.assert_array_equal(dense.recommend(3, n=N)[0], model.recommend(3, n=N)[0])  # one user: 1-D
@@ -66,7 +67,8 @@ def test_exact_index_gives_the_dense_lists(name, fitted_small, planted):
                                   model.recommend(np.array([2, -1, -1]), mixed, n=N)[0])
     # items= restricts the candidates: the dense path, as before
     only = np.arange(0, N_ITEMS, 3)
-    np.testing.assert_array_equal(dense.recommend(users, n=5, items=only)[0], model.recommend(users, n=5, items=only)[0])
+    np.testing.assert_array_equal(dense.recommend(users, n=5, items=only)[0],
+                                  model.recommend(users, n=5, items=only)[0])
 
 
 @pytest.mark.parametrize("name", EMBEDDING)

@@ -82,7 +82,8 @@ def test_fit_job_chooses_builds_saves_and_logs(tmp_path, monkeypatch):
 
     rng = np.random.default_rng(0)
     log = tmp_path / "log.csv"
-    log.write_text("user_id,item_id\n" + "".join(f"u{u},i{i}\n" for u in range(60) for i in rng.choice(300, 8, replace=False)))
+    pairs = [(u, i) for u in range(60) for i in rng.choice(300, 8, replace=False)]
+    log.write_text("user_id,item_id\n" + "".join(f"u{u},i{i}\n" for u, i in pairs))
     params = {"factors": 8, "iterations": 3}
     monkeypatch.setattr(recsys.retrieval, "EXACT_MAX_ITEMS", 100)  # ~300 items: 'large' here
     lines: list[str] = []
@@ -103,7 +104,8 @@ def test_server_reports_the_retrieval_and_exact_forces_it(ann_bundle):
     path, _ = ann_bundle
     with live_server(path) as api:
         r = api.get("/health").json()["retrieval"]
-        assert r["kind"] == "ivf" and r["indexes"]["model.ip"]["kind"] == "ivf" and r["indexes"]["model.ip"]["n"] == N_ITEMS
+        assert r["kind"] == "ivf" and r["indexes"]["model.ip"] == {
+            "kind": "ivf", "metric": "ip", "n": N_ITEMS, "dim": 8, "nlist": 4, "nprobe": 3}
         assert 'retrieval="ivf"' in api.get("/metrics").text
         assert api.get("/users/u3/recommendations", params={"n": 5}).status_code == 200
     with live_server(path, exact=True) as api:
