@@ -74,8 +74,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
-    """``avrec serve`` (with ``extra`` arguments) in a subprocess; returns it and its base URL once /health answers."""
+def start_server(bundle: Path, extra: tuple[str, ...] = (), deadline_s: float = 120) -> tuple[subprocess.Popen, str]:
+    """``avrec serve`` (with ``extra`` arguments) in a subprocess; returns it and its base URL once /health
+    answers (within ``deadline_s``: a large bundle takes longer to verify and load)."""
     import httpx
 
     port = _free_port()
@@ -84,7 +85,7 @@ def start_server(bundle: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.
                              *extra],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + deadline_s
     while True:
         try:
             httpx.get(f"{url}/health", timeout=2).raise_for_status()

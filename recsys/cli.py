@@ -165,7 +165,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--param {others[0]}.*: avrec fit trains --model {args.model} only")
     params = all_params.get(args.model, {})
     out = fit_bundle(args.model, args.out, dataset=args.dataset, log=_log_spec(args), features=args.features,
-                     params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master)
+                     params=params, overwrite=args.overwrite, engine=args.engine, spark_master=args.spark_master,
+                     exact=args.exact)
     print(f"bundle written to {Path(out).resolve()}")
     return 0
 
@@ -194,7 +195,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from recsys.jobs.recommend import recommend_bundle
 
     out, seconds = recommend_bundle(args.bundle, args.out, n=args.n, users=args.users, include_seen=args.include_seen,
-                                    explain=args.explain, engine=args.engine, spark_master=args.spark_master)
+                                    explain=args.explain, engine=args.engine, spark_master=args.spark_master,
+                                    exact=args.exact)
     print(f"top-{args.n} lists written to {out.resolve()} in {seconds:.2f}s")
     return 0
 
@@ -232,7 +234,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"avrec serve needs the serve extra: pip install 'avrec[serve]' ({exc})") from None
 
     serve(args.bundle, host=args.host, port=args.port, media_root=args.media_root, workers=args.workers,
-          log_level=args.log_level, token=args.token, quiet=args.quiet)
+          log_level=args.log_level, token=args.token, quiet=args.quiet,
+          exact=args.exact)
     # The server has shut down cleanly (connections closed, the app's shutdown run; registrations
     # are fsynced as they are made). Tearing down the interpreter's ~1,500 modules (numpy, scipy,
     # polars, ...) would take another 0.4-0.6 s on a busy machine, which whoever stops the server
@@ -489,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model parameter, repeatable (e.g. als.factors=256; default: the model's own)")
     p.add_argument("--out", required=True, metavar="BUNDLE", help="bundle directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    p.add_argument("--exact", action="store_true",
+                   help="build no approximate item index (by default one is built from 100,000 items)")
     _engine_options(p, "ALS fitted by Spark MLlib (implicitPrefs), saved in the same bundle format")
     p.set_defaults(func=cmd_fit)
 
@@ -514,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true", help="do not filter the users' training items")
     p.add_argument("--explain", action="store_true",
                    help="add an explanation column (JSON: CF history items, nearest history item per modality)")
+    p.add_argument("--exact", action="store_true",
+                   help="exact retrieval even when the bundle holds approximate item indexes")
     _engine_options(p, "lists computed in Spark tasks and written as a folder of part files")
     p.set_defaults(func=cmd_recommend)
 
@@ -554,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: %(default)s); the access log is on at any level")
     talk.add_argument("--quiet", action="store_true",
                       help="errors only: no start-up line, no access log (a line per request on stdout)")
+    p.add_argument("--exact", action="store_true",
+                   help="exact retrieval even when the bundle holds approximate item indexes")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="summarise a dataset and its split")

@@ -68,6 +68,7 @@ from serving.service import (DuplicateIdError, RecommendationService, Registrati
 TOKEN_ENV = "AVREC_TOKEN"  # environment variable holding the write token of `avrec serve`
 BUNDLE_ENV = "AVREC_SERVE_BUNDLE"  # multi-worker servers: the bundle each worker loads
 WORKERS_ENV = "AVREC_SERVE_WORKERS"  # multi-worker servers: how many there are
+EXACT_ENV = "AVREC_SERVE_EXACT"  # multi-worker servers: "1" when started with --exact
 #: seconds a replacement worker may take to load its bundle before uvicorn's rolling restart (SIGHUP
 #: with several workers) gives up and keeps the old worker; uvicorn's default of 5 s is less than
 #: a large bundle takes on a busy machine
@@ -133,6 +134,8 @@ class HealthOut(BaseModel):
     registrations_persisted: bool = Field(description="whether registered items are kept on disk beside the bundle")
     bundle_checksum: str | None = Field(description="SHA-256 of the served bundle's manifest (changes on a reload "
                                                     "to another bundle); null for a bundle not loaded from disk")
+    retrieval: dict[str, Any] = Field(description="how lists are retrieved: kind (exact, ivf: approximate faiss "
+                                                  "index, none: dense scoring), the reason, and the indexes")
 
 
 class ExplainedItem(ScoredItem):
@@ -314,7 +317,7 @@ WriteAccess = Depends(_require_token)
 
 def create_app(bundle, media_root: str | Path | None = None, token: str | None = None,
                registry: str | Path | None | bool = True, query_cache: int = DEFAULT_SIZE,
-               workers: int = 1) -> FastAPI:
+               workers: int = 1, exact: bool = False) -> FastAPI:
     """The FastAPI app serving ``bundle``.
 
     Parameters
@@ -337,6 +340,8 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
     workers : int
         Worker processes of the server this app runs in (``POST /admin/reload`` is refused with
         more than one: SIGHUP to the parent process reloads them all).
+    exact : bool
+        Exact retrieval for every bundle this app loads, even one with approximate indexes.
     """
     from serving.bundle import Bundle
 
@@ -346,7 +351,7 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         raise ConfigError("the token must have at least 8 characters (use a long random string)")
 
     reloader = Reloader(media_root=media_root, token=token, registry=registry, cache=QueryCache(query_cache),
-                        workers=workers)
+                        workers=workers, exact=exact)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -510,7 +515,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, media_root: str | Path | None = None,
-          workers: int = 1, log_level: str = "warning", token: str | None = None, quiet: bool = False) -> None:
+          workers: int = 1, log_level: str = "warning", token: str | None = None, quiet: bool = False,
+          exact: bool = False) -> None:
     """Serve a bundle with uvicorn until interrupted (``avrec serve``).
 
     The bundle is loaded and verified before the server starts, so a wrong path or a tampered
@@ -551,6 +557,8 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
         Bearer token of the write routes (default ``$AVREC_TOKEN``); none: write routes are off.
     quiet : bool
         Errors only: no start-up line, no access log.
+    exact : bool
+        Exact retrieval even for a bundle with approximate indexes (``--exact``).
     """
     import uvicorn
 
@@ -575,16 +583,17 @@ def serve(bundle_path: str | Path, host: str = "127.0.0.1", port: int = 8000, me
     options = {"log_config": log_config(level, quiet), "log_level": None, "access_log": not quiet,
                "timeout_graceful_shutdown": SHUTDOWN_GRACE_S}
     if workers == 1:
-        service = build_service(load_bundle(bundle_path), media_root=media_root, token=token)
+        service = build_service(load_bundle(bundle_path, exact=exact or None), media_root=media_root, token=token)
         summary = describe_service(service, token)
-        app = create_app(service, token=token)
+        app = create_app(service, token=token, exact=exact)
         sock = _listen(host, port)
         on_started = None if quiet else _announcer(summary, host, sock, workers)
         server = AnnouncingServer(uvicorn.Config(app, **options), on_started=on_started)
         _run(server, sock, on_hangup=_reload_in_background(app))
         return
     # fail here, in one line, not once per worker: the bundle and its registrations log
-    summary = describe_service(build_service(load_bundle(bundle_path), token=token), token)
+    summary = describe_service(build_service(load_bundle(bundle_path, exact=exact or None), token=token), token)
+    os.environ[EXACT_ENV] = "1" if exact else ""
     _run_workers(bundle_path, host, port, workers, token, options, summary=None if quiet else summary)
 
 
@@ -702,4 +711,5 @@ def app_from_env() -> FastAPI:
     path = os.environ.get(BUNDLE_ENV)
     if not path:
         raise ConfigError(f"{BUNDLE_ENV} is not set; start the server with avrec serve --bundle B")
-    return create_app(path, token=os.environ.get(TOKEN_ENV) or None, workers=int(os.environ.get(WORKERS_ENV, "1")))
+    return create_app(path, token=os.environ.get(TOKEN_ENV) or None, workers=int(os.environ.get(WORKERS_ENV, "1")),
+                      exact=os.environ.get(EXACT_ENV) == "1")

@@ -17,10 +17,14 @@ Layout::
       extractor.json       the extractor settings the features were made with
       text/                the catalog's words for search and tags (serving.text_state), when the
                            features had text columns
+      retrieval/           approximate (faiss IVF) item indexes of the model, when it has them
+                           (recsys.retrieval.attach: large catalogs); exact ones are not saved
 
 Nothing is pickled: arrays load with ``allow_pickle=False``, the ranker is LightGBM's text format
 or arrays. :func:`load_bundle` verifies the checksums and versions and fails with
-:class:`~recsys.errors.BundleError` naming the file or version that does not match.
+:class:`~recsys.errors.BundleError` naming the file or version that does not match, then gives the
+model its item indexes (:func:`recsys.retrieval.attach`: the saved approximate ones, or exact ones;
+``exact=True`` forces exact search).
 
 This module saves, loads and verifies; it fits nothing. Fitting a model into a bundle is the job
 ``recsys.jobs.fit.fit_bundle`` (``avrec fit``), which calls :func:`save_bundle`.
@@ -271,6 +275,10 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
             (tmp / "extractor.json").write_text(json.dumps(extractor, indent=1))
         if text is not None:
             text.align(x.item_map).save(tmp / "text", copy_model=True)
+        from recsys.retrieval.model_index import save as save_indexes
+
+        # before the checksums below: every index file is listed and checksummed like the rest
+        retrieval = bool(save_indexes(model, tmp / "retrieval"))
         files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format": FORMAT,
@@ -285,6 +293,7 @@ def save_bundle(model, out: str | Path, item_features=None, fusion=None, extract
             "fusion": "fusion.json" if fusion is not None else None,
             "extractor": "extractor.json" if extractor is not None else None,
             "text": "text" if text is not None else None,
+            "retrieval": "retrieval" if retrieval else None,
             "extra": extra or {},
             "files": files,
         }
@@ -355,7 +364,8 @@ def verify_bundle(path: str | Path, manifest: dict | None = None) -> None:
         raise BundleError(f"files not in the manifest: {unknown[:5]}; the bundle was modified")
 
 
-def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = True) -> Bundle:
+def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = True,
+                exact: bool | None = None) -> Bundle:
     """Load a bundle written by :func:`save_bundle`.
 
     Parameters
@@ -366,6 +376,10 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
     strict_version : bool
         Refuse a bundle written by another avrec version (default); False loads it when the
         format version matches.
+    exact : bool, optional
+        True: exact retrieval even when the bundle holds approximate indexes (``--exact``); None:
+        the saved approximate indexes when there are, else exact (see
+        :func:`recsys.retrieval.decide`; ``model.retrieval_`` says which and why).
 
     Raises
     ------
@@ -400,6 +414,10 @@ def load_bundle(path: str | Path, verify: bool = True, strict_version: bool = Tr
 
             text = TextState.load(d / manifest["text"])
         model = _read_model(d / "model", x, item_features)
+        from recsys.retrieval import attach
+
+        attach(model, exact=exact, saved=d / manifest["retrieval"] if manifest.get("retrieval") else None,
+               build=exact is False)
     except BundleError:
         raise
     except (KeyError, ValueError, OSError) as exc:

@@ -4,7 +4,8 @@ Series (``prometheus_client``; one registry per app, so several apps in one proc
 
     avrec_http_requests_total{method, route, status}        counter
     avrec_http_request_duration_seconds{method, route}      histogram (buckets: :data:`LATENCY_BUCKETS`)
-    avrec_bundle_info{path, checksum, model, created, avrec_version}   1 for the bundle being served
+    avrec_bundle_info{path, checksum, model, created, avrec_version, retrieval}   1 for the bundle
+                                                                  being served (retrieval: exact, ivf, none)
     avrec_bundle_loaded_timestamp_seconds, avrec_bundle_generation     when it was loaded; swaps so far
     avrec_bundle_reloads_total{outcome="ok"|"failed"}       counter
     avrec_items, avrec_users, avrec_registered_items        gauges of the served model
@@ -76,9 +77,9 @@ class ServedStateCollector:
             return
         d = served.describe()
         info = GaugeMetricFamily("avrec_bundle_info", "The bundle being served (value 1)",
-                                 labels=["path", "checksum", "model", "created", "avrec_version"])
+                                 labels=["path", "checksum", "model", "created", "avrec_version", "retrieval"])
         info.add_metric([str(d["path"] or ""), d["checksum"] or "", d["model"], str(d["created"] or ""),
-                         str(d["avrec_version"] or "")], 1)
+                         str(d["avrec_version"] or ""), d["retrieval"]], 1)
         yield info
         yield GaugeMetricFamily("avrec_bundle_loaded_timestamp_seconds", "Unix time the served bundle was loaded",
                                 value=d["loaded_at"])

@@ -82,7 +82,8 @@ class Served:
         return {"path": None if self.path is None else str(self.path), "checksum": self.checksum,
                 "model": s.model.name, "n_users": int(s.interactions.n_users), "n_items": int(s.interactions.n_items),
                 "registered_items": int(s.n_registered), "created": manifest.get("created"),
-                "avrec_version": manifest.get("avrec_version"), "generation": self.generation,
+                "avrec_version": manifest.get("avrec_version"), "retrieval": s.retrieval()["kind"],
+                "generation": self.generation,
                 "loaded_at": round(self.loaded_at, 3)}
 
 
@@ -103,16 +104,19 @@ class Reloader:
     workers : int
         Worker processes of the server; with more than one, :meth:`reload` is refused (each worker
         would reload alone): SIGHUP to the parent process replaces the workers instead.
+    exact : bool
+        Load every bundle with exact retrieval (``avrec serve --exact``).
     """
 
     def __init__(self, media_root: str | Path | None = None, token: str | None = None,
                  registry: str | Path | None | bool = True, cache: QueryCache | None = None,
-                 workers: int = 1) -> None:
+                 workers: int = 1, exact: bool = False) -> None:
         self.media_root = media_root
         self.token = token
         self.registry = registry
         self.cache = QueryCache() if cache is None else cache
         self.workers = workers
+        self.exact = exact
         self.current: Served | None = None
         self.reloads_ok = 0
         self.reloads_failed = 0
@@ -131,7 +135,7 @@ class Reloader:
             self.media_root = service.media_root
             self.registry = _registry_setting(service)
         else:
-            loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+            loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, exact=self.exact or None)
             service = self._build_service(loaded)
         path = service.bundle.path
         served = self._snapshot(service, None if path is None else Path(path).resolve(), generation=0)
@@ -200,7 +204,7 @@ class Reloader:
 
         from serving.bundle import load_bundle
 
-        service = self._build_service(load_bundle(path))
+        service = self._build_service(load_bundle(path, exact=self.exact or None))
         served = self._snapshot(service, path, generation)
         # a known user's list and a cold-start list: a model that loads but cannot score fails here
         users = service.interactions.user_ids

@@ -8,6 +8,11 @@ Concurrency: requests read the model while ``register_item`` grows it; one lock 
 so no request sees half-grown arrays (scoring one user is sub-millisecond to a few ms, so the
 lock is not the bottleneck on the 1-2 worker processes a bundle is served with).
 
+Retrieval: the model's item indexes (:func:`recsys.retrieval.attach`, given at bundle loading:
+exact, or approximate for large catalogs) answer recommendations and ``similar?by=cf``; a
+registered item joins them at once (:func:`recsys.retrieval.grow`, under the lock, as every search
+runs under it). ``health()`` says which kind serves and why.
+
 Registered items are written to a :class:`~serving.registry.RegistrationLog` (when the service has
 one) before they join the model, and :meth:`RecommendationService.replay_registrations` adds them
 back when a server starts (:func:`build_service`) or reloads its bundle (:mod:`serving.reload`,
@@ -195,6 +200,8 @@ class RecommendationService:
             i = self.item_index(item_id)
             if i < 0:
                 raise UnknownIdError(f"unknown item {item_id!r}")
+            if by == "cf" and (found := self._similar_by_index(item_id, i, n)) is not None:
+                return found
             x, has = self._unit_rows(by)
             if not has[i]:
                 raise DataError(f"item {item_id!r} has no {by} vector (no such media, or no interactions for cf)")
@@ -205,6 +212,21 @@ class RecommendationService:
             idx, vals = top_n(sims[None, :], n)
             return {"item_id": item_id, "by": by, "items": self._items_out(idx[0], vals[0]),
                     "n_candidates": int(has.sum()) - 1}
+
+    def _similar_by_index(self, item_id: Any, i: int, n: int) -> dict[str, Any] | None:
+        """``similar?by=cf`` from the cosine index over the CF factors (the caller holds the lock);
+        None when the model has no current one. Its items are exactly those with factors."""
+        from recsys.retrieval import current_index
+
+        comp = getattr(self.model, "bridge_", None) or self.model
+        index = current_index(comp, "cos")
+        if index is None:
+            return None
+        if i in comp.index_.zero:
+            raise DataError(f"item {item_id!r} has no cf vector (no such media, or no interactions for cf)")
+        idx, vals = index.search(comp._item_vectors()[i : i + 1], n, exclude=[np.array([i])])
+        return {"item_id": item_id, "by": "cf", "items": self._items_out(idx[0], vals[0]),
+                "n_candidates": len(index) - 1}
 
     # ------------------------------------------------------------------ new items
     def resolve_media(self, path: str) -> Path:
@@ -300,7 +322,10 @@ class RecommendationService:
 
     def _add_locked(self, item_id: Any, new) -> int:
         """Add one item's features to the model (caller holds the lock); returns its index."""
+        from recsys.retrieval import grow
+
         self.model.add_items([item_id], new)
+        grow(self.model)  # the indexes take the item's vectors: recommendable and similar at once
         self.bundle.item_features = _append_features(self.bundle.item_features, new)
         self._unit_cache.clear()
         self.n_registered += 1
@@ -362,7 +387,16 @@ class RecommendationService:
                 "avrec_version": self.bundle.manifest.get("avrec_version"),
                 "bundle_created": self.bundle.manifest.get("created"),
                 "registration": self.media_root is not None and self.bundle.extractor is not None,
-                "registered_items": self.n_registered, "registrations_persisted": self.registry is not None}
+                "registered_items": self.n_registered, "registrations_persisted": self.registry is not None,
+                "retrieval": self.retrieval()}
+
+    def retrieval(self) -> dict[str, Any]:
+        """How recommendations are retrieved: ``kind`` (``exact``, ``ivf`` or ``none``), ``reason``,
+        and the indexes (``{"<component>.<metric>": {kind, n, ...}}``)."""
+        info = getattr(self.model, "retrieval_", None)
+        if info is None:  # a model given without bundle loading (tests, the Python API)
+            return {"kind": "none", "reason": "no indexes attached: dense scoring", "indexes": {}}
+        return {"kind": info["kind"], "reason": info["reason"], "indexes": info["indexes"]}
 
 
 def build_service(bundle, media_root: str | Path | None = None, token: str | None = None,
@@ -384,6 +418,10 @@ def build_service(bundle, media_root: str | Path | None = None, token: str | Non
         registry = None if bundle.path is None else log_path_for(bundle.path)
     log = None if registry in (None, False) else RegistrationLog(registry)
     service = RecommendationService(bundle, media_root=media_root, registry=log)
+    if service.retrieval()["kind"] == "ivf":
+        from recsys.retrieval.model_index import limit_threads
+
+        limit_threads()  # faiss: one OpenMP thread per process (one query a request)
     if log is not None and media_root is not None and token is not None:
         log.check_writable()
     service.replay_registrations()

@@ -81,7 +81,7 @@ def check_fit(model_name: str, out: str | Path, dataset: str | None = None, log:
 def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log: LogSpec | None = None,
                features: str | None = None, params: dict | None = None, overwrite: bool = False,
                log_fn: Callable[[str], None] = print, engine: str = "local",
-               spark_master: str = "local[*]") -> Path:
+               spark_master: str = "local[*]", exact: bool = False) -> Path:
     """Fit ``model_name`` on a split folder's training part (its val part chooses the hybrid's cold share)
     or on a whole log, and save a bundle.
 
@@ -109,6 +109,10 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
         ``spark`` fits ALS with Spark MLlib (``model_name`` must be ``als``); a plain log file is
         then read by Spark itself. The bundle format is the same.
     spark_master : str
+    exact : bool
+        Build no approximate item index (``--exact``): the bundle serves with exact search. By
+        default one is built (and saved) for catalogs of :data:`recsys.retrieval.EXACT_MAX_ITEMS`
+        items or more (:func:`recsys.retrieval.attach`); the log says which and why.
 
     Returns
     -------
@@ -131,6 +135,7 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
         model = fit_als_spark(data, params, master=spark_master, log_columns=log_columns)
         log_fn(f"fitted als with Spark MLlib ({spark_master}) on {model.n_users_} users x {model.n_items_} items "
                f"in {time.perf_counter() - t0:.1f}s")
+        index_items(model, exact, log_fn)
         return save_bundle(model, out, overwrite=overwrite, extra={"source": source, "engine": "spark"})
 
     if engine == "spark" and log is not None and features is None and not (log.event or log.movielens):
@@ -168,7 +173,22 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     fit_model(model, train, aligned, val)
     log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
            f"in {time.perf_counter() - t0:.1f}s")
+    index_items(model, exact, log_fn)
     # search needs the media blocks of a text bundle (items without words are found by them)
     keep = model.uses_features or text is not None
     return save_bundle(model, out, item_features=aligned if keep else None, fusion=data.fusion,
                        extractor=data.extractor, overwrite=overwrite, extra={"source": data.source}, text=text)
+
+
+def index_items(model, exact: bool = False, log_fn: Callable[[str], None] = print) -> dict:
+    """Give a fitted model its item indexes (:func:`recsys.retrieval.attach`) and log the choice.
+
+    ``exact``: exact search, no approximate index built (``avrec fit --exact``).
+    """
+    from recsys.retrieval import attach
+
+    info = attach(model, exact=True if exact else None)
+    if info["kind"] != "none":
+        built = f", built in {info['seconds']:.1f}s" if info["kind"] == "ivf" else ""
+        log_fn(f"retrieval: {info['kind']} ({info['reason']}){built}")
+    return info

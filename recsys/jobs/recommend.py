@@ -62,7 +62,7 @@ def read_user_ids(path: str | Path) -> list:
 
 def recommend_bundle(bundle: str | Path, out: str | Path, n: int = 100, users: str | Path | None = None,
                      include_seen: bool = False, explain: bool = False, engine: str = "local",
-                     spark_master: str = "local[*]") -> tuple[Path, float]:
+                     spark_master: str = "local[*]", exact: bool = False) -> tuple[Path, float]:
     """Write the top-``n`` list of every user (or of the users in ``users``) of a bundle.
 
     Parameters
@@ -81,6 +81,8 @@ def recommend_bundle(bundle: str | Path, out: str | Path, n: int = 100, users: s
         Add an explanation column (local engine).
     engine : {"local", "spark"}
     spark_master : str
+    exact : bool
+        Exact retrieval even when the bundle holds approximate item indexes (``--exact``).
 
     Returns
     -------
@@ -94,7 +96,7 @@ def recommend_bundle(bundle: str | Path, out: str | Path, n: int = 100, users: s
     from serving.bundle import load_bundle
 
     check_recommend(bundle, out, n, users, engine)
-    b = load_bundle(bundle)
+    b = load_bundle(bundle, exact=exact or None)
     ids = None
     if users:
         m = b.interactions.user_map

@@ -138,6 +138,12 @@ def update_bundle(bundle: str | Path, log: LogSpec, out: str | Path | None = Non
     if b.item_features is not None and new_rows is not None:
         b.item_features = _append_rows(b.item_features, new_rows)
     summary = update_model(b.model, new, b.item_features)
+    # the item indexes were built on the old vectors: rebuild them by the fit's rule (a large
+    # catalog gets a new approximate index, a small one exact search), so a saved bundle never
+    # carries stale indexes (models fall back to dense scoring meanwhile)
+    from recsys.jobs.fit import index_items
+
+    index_items(b.model, log_fn=lambda line: None)
     t_update = time.perf_counter()
     change = None
     if before is not None:

@@ -493,6 +493,75 @@ class EmbeddingRecommender(Recommender):
         norms = np.linalg.norm(v, axis=1)
         return (v @ v[item_idx]) / np.maximum(norms * norms[item_idx], 1e-12)
 
+    # ------------------------------------------------------------------ retrieval through an index
+    def recommend(self, user_idx, user_items=None, n: int = 10, filter_seen: bool = True, items=None,
+                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` items (see :meth:`Recommender.recommend`).
+
+        With item indexes attached (:func:`recsys.retrieval.attach`: ``index_``) and no ``items``
+        restriction, the lists come from the inner-product index over the user vectors (folded in
+        for unknown users), seen items excluded by the index: an exact index gives the very lists
+        of the dense path, an approximate one (large catalogs) nearly the same, never a seen item.
+        Users unknown without a history keep the popularity answer of the dense path.
+        """
+        from recsys.retrieval import current_index
+
+        index = current_index(self, "ip") if items is None else None
+        if index is None:
+            return super().recommend(user_idx, user_items, n, filter_seen, items, batch_size)
+        self._check_fitted()
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
+        single = np.ndim(user_idx) == 0
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        rows = self._user_rows(users, user_items)
+        known = (users >= 0) & (users < self.n_users_)
+        no_vector = ~known & (np.diff(rows.indptr) == 0)
+        out_idx = np.empty((len(users), n), dtype=np.int64)
+        out_val = np.empty((len(users), n), dtype=np.float32)
+        if no_vector.any():
+            c = np.flatnonzero(no_vector)
+            out_idx[c], out_val[c] = super().recommend(users[c], rows[c], n, filter_seen, None, batch_size)
+        vec = np.flatnonzero(~no_vector)
+        if len(vec):
+            sub = rows if len(vec) == len(users) else rows[vec]
+            u = np.empty((len(vec), self._item_vectors().shape[1]), dtype=np.float32)
+            k = known[vec]
+            if k.any():
+                u[k] = self._user_vectors()[users[vec][k]]
+            if not k.all():
+                u[~k] = self._new_user_vectors(sub[np.flatnonzero(~k)])
+            out_idx[vec], out_val[vec] = index.search(u, n, exclude=sub if filter_seen else None)
+        return (out_idx[0], out_val[0]) if single else (out_idx, out_val)
+
+    def similar_items(self, item_idx: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items most similar to ``item_idx`` by cosine (itself excluded), best first.
+
+        With indexes attached, from the cosine index; items with a zero vector (not in it) score 0
+        against every item, as on the dense path, and are merged in at 0 (lowest index first).
+        """
+        from recsys.retrieval import current_index
+
+        index = current_index(self, "cos")
+        if index is None:
+            return super().similar_items(item_idx, n)
+        self._check_fitted()
+        i = int(item_idx)
+        if not 0 <= i < self.n_items_:
+            raise DataError(f"item index {item_idx} outside 0..{self.n_items_ - 1}")
+        idx, val = index.search(self._item_vectors()[i : i + 1], n, exclude=[np.array([i])])
+        zero = self.index_.zero
+        zero = zero[zero != i][:n]
+        if len(zero):  # merge: by score, then by index, as the dense path orders its ties
+            keep = idx[0] >= 0
+            ids = np.concatenate([idx[0][keep], zero])
+            vals = np.concatenate([val[0][keep], np.zeros(len(zero), np.float32)])
+            order = np.lexsort((ids, -vals))[:n]
+            idx = np.full((1, n), -1, np.int64)
+            val = np.full((1, n), -np.inf, np.float32)
+            idx[0, : len(order)], val[0, : len(order)] = ids[order], vals[order]
+        return idx[0], val[0]
+
 
 def pad_rows(a: np.ndarray, m: int, values: np.ndarray | None = None) -> np.ndarray:
     """``a`` with ``m`` rows appended: ``values`` (m, ...) or zeros."""

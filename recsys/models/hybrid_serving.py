@@ -23,12 +23,14 @@ class CandidateServing:
         (:mod:`recsys.models.candidate_scoring`): the same candidates and scores as the dense
         :meth:`_candidate_scores`, except that item-kNN retrieves only items it scores above 0."""
         from recsys.models import candidate_scoring as cs
+        from recsys.retrieval import current_index
 
         cache = self.__dict__.setdefault("_moment_cache", {})
         n_items = self.n_items_
         views, picks = [], []
         for name, comp in self._sources(self):
-            view = cs.source_for(comp, users, rows, cache)
+            # each embedding component's top-k from its index when one is attached (None: exact matmul)
+            view = cs.source_for(comp, users, rows, cache, index=current_index(comp, "ip"))
             k = min(self._n_cand(name.split("_", 1)[0] if name.startswith("content_") else name), n_items)
             picks.append(cs.top_pairs(view.top_k(k)) if k else (np.zeros(0, np.int64),) * 2)
             views.append((name, view))

@@ -6,7 +6,10 @@ picks one: exact below :data:`EXACT_MAX_ITEMS` items or when asked (``exact=True
 above. Metrics: ``"ip"`` (user -> item, maximum inner product through the transform of
 :mod:`recsys.retrieval.transform`) and ``"cos"`` (item -> item, content and cold candidates).
 
-Nothing here knows about models, bundles or ids beyond integer item indices.
+The index classes know nothing about models, bundles or ids beyond integer item indices;
+:mod:`recsys.retrieval.model_index` gives a fitted model its indexes (:func:`attach`: the one place
+that decides exact vs approximate), grows them with the catalog, and saves and loads them for
+bundles.
 """
 
 from __future__ import annotations
@@ -60,4 +63,8 @@ def load_index(directory) -> VectorIndex:
     return VectorIndex.load(directory)
 
 
-__all__ = ["EXACT_MAX_ITEMS", "METRICS", "ExactIndex", "IVFIndex", "VectorIndex", "build_index", "load_index"]
+# last: attach builds on build_index and load_index above
+from recsys.retrieval.model_index import ItemIndexes, attach, current_index, decide, grow  # noqa: E402
+
+__all__ = ["EXACT_MAX_ITEMS", "METRICS", "ExactIndex", "IVFIndex", "ItemIndexes", "VectorIndex", "attach",
+           "build_index", "current_index", "decide", "grow", "load_index"]

@@ -18,7 +18,7 @@ the search behaves like a plain cosine search.
 
 ``M`` must bound every item ever added. An index keeps ``M`` with a headroom above the largest norm
 it was built on; an item longer than ``M`` forces a rebuild with a larger ``M`` (see
-:class:`~recsys.retrieval.ann.HNSWIndex`).
+:class:`~recsys.retrieval.ann.IVFIndex`).
 
 The cosine metric (item -> item similarity) needs no extra coordinate: items and queries are
 normalised, and the same unit-sphere search applies. Zero vectors stay zero (score 0 with

@@ -50,11 +50,16 @@ def test_health(api):
     r = api.get("/health")
     assert r.status_code == 200
     body = r.json()
-    assert body | {"avrec_version": None, "bundle_created": None, "bundle_checksum": None} == {
+    assert body | {"avrec_version": None, "bundle_created": None, "bundle_checksum": None, "retrieval": None} == {
         "status": "ok", "model": "hybrid", "n_users": N_USERS, "n_items": N_ITEMS, "registration": False,
         "avrec_version": None, "bundle_created": None, "registered_items": 0, "registrations_persisted": True,
-        "bundle_checksum": None}
+        "bundle_checksum": None, "retrieval": None}
     assert len(body["bundle_checksum"]) == 64  # SHA-256 of the manifest
+    # a small catalog: exact search, one inner-product index per embedding component, cosine on the bridge
+    retrieval = body["retrieval"]
+    assert retrieval["kind"] == "exact" and "below the approximate-search threshold" in retrieval["reason"]
+    assert {"als.ip", "media.ip", "media.cos"} <= set(retrieval["indexes"])
+    assert all(ix["kind"] == "exact" and ix["n"] <= N_ITEMS for ix in retrieval["indexes"].values())
 
 
 def test_user_recommendations_equal_the_service_and_skip_seen(api, reference):
@@ -248,6 +253,7 @@ def test_metrics_describe_the_served_bundle(api, hybrid_bundle):
     assert len(info) == 1
     assert info[0]["checksum"] == bundle_checksum(hybrid_bundle) and info[0]["model"] == "hybrid"
     assert info[0]["path"] == str(hybrid_bundle.resolve())
+    assert info[0]["retrieval"] == "exact"  # a small catalog
     assert _value(samples, "avrec_items") == N_ITEMS and _value(samples, "avrec_users") == N_USERS
     assert _value(samples, "avrec_registered_items") == 0
     assert _value(samples, "avrec_bundle_generation") == 0
