@@ -17,10 +17,10 @@ Steps, each timed and measured for peak resident memory on its own:
   user scored over every item, all 7 ranking metrics at 10 and 20, exact AUC, warm/cold segments;
 - ``lists``: ``serving.batch.write_recommendations``, top-100 of every user to Parquet.
 
-After ``evaluate`` and ``lists`` the same run measures their **matmul bound**: the bare batched
+Around ``evaluate`` and ``lists`` the same run measures their **matmul bound**: the bare batched
 ``user_factors @ item_factors.T`` plus ``argpartition`` top-k over the same users and items (top-20
-for evaluation, seen items masked and top-100 for lists), and prints the step's time as a ratio
-of it.
+for evaluation, seen items masked and top-100 for lists), once before and once after the step,
+and prints the step's time as a ratio of the smaller (other load only slows a run down).
 
 Peak RSS per step: before a step the process's high-water mark is reset (``5`` written to
 ``/proc/self/clear_refs`` sets ``VmHWM`` to the current RSS); after it ``VmHWM`` from
@@ -75,15 +75,21 @@ class PeakRSS:
 
     method = "VmHWM reset via /proc/self/clear_refs"
 
+    @staticmethod
+    def _reset() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            PeakRSS.method = "VmRSS sampled every 20 ms"
+            return False
+
     def __enter__(self) -> "PeakRSS":
         gc.collect()
         self.start = _status_kib("VmRSS") * 1024
         self._sampler = None
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            PeakRSS.method = "VmRSS sampled every 20 ms"
+        if not self._reset():
             self._peak = self.start
             self._stop = threading.Event()
             self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -125,16 +131,19 @@ class Steps:
 
 
 # ------------------------------------------------------------------------------------ the log
-def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: float = 1.0) -> dict[str, np.ndarray]:
+def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: float = 1.4,
+                 taste_share: float = 0.6) -> dict[str, np.ndarray]:
     """A MovieLens-20M-shaped implicit log as column arrays (no (user, item) pair twice).
 
-    Items: Zipf-like popularity (exponent 0.9 over a random ranking) and one genre cluster each,
-    a release time over 20 years. Users: log-normal activity (median about 70 items, at least 20,
-    at most a third of the catalog) scaled so the total is the target, taste on 1-3 clusters.
-    Each draw is a taste draw (60%: a favourite cluster, then an item by popularity within it) or
-    a popularity draw (an item by global popularity). Repeated pairs are dropped and the missing
-    draws redrawn (half of the popularity redraws uniform over the catalog, so the heaviest users
-    reach their count) until every user has their count or eight rounds passed.
+    Items: Zipf popularity (exponent ``zipf`` over a random ranking; the most popular items
+    saturate, reaching most users, and the tail has items with a handful of users, as in
+    MovieLens), one genre cluster each, a release time over 20 years. Users: log-normal activity
+    (median about 70 items, at least 20, at most a third of the catalog) rescaled so the total is
+    exactly the target; a taste on three clusters. Each user's items are drawn **without
+    replacement** from their own mixture ``(1 - taste_share) * popularity + taste_share *
+    popularity within the favourite clusters``, exactly (Gumbel top-k over every item, users in
+    blocks), so the heaviest users reach their count without a uniform fallback flattening the
+    tail.
 
     Returns
     -------
@@ -147,68 +156,57 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
     n_items = max(n_items, 2 * n_clusters)
     # items: popularity, cluster, release
     pop = 1.0 / np.arange(1, n_items + 1) ** zipf
-    pop = pop[rng.permutation(n_items)]
+    pop = pop[rng.permutation(n_items)] / pop.sum()
     cluster = rng.integers(0, n_clusters, n_items)
-    order = np.argsort(cluster, kind="stable")  # items grouped by cluster for within-cluster draws
-    cum = np.cumsum(pop[order])
-    bounds = np.searchsorted(cluster[order], np.arange(n_clusters + 1))
-    c_lo = np.concatenate([[0.0], cum])[bounds[:-1]]
-    c_mass = np.concatenate([[0.0], cum])[bounds[1:]] - c_lo
-    g_cum = np.cumsum(pop) / pop.sum()
+    in_cluster = pop / np.bincount(cluster, weights=pop, minlength=n_clusters)[cluster]
     release = START + (rng.random(n_items) ** 0.7 * 19 * YEAR).astype(np.int64)  # more items in later years
-    # users: activity, taste (up to three clusters), active window
+    # users: activity (exactly `target` in all), taste over three clusters, active window
     cap = max(20, n_items // 3)
+    low = min(20, n_items // 4)
     raw = rng.lognormal(np.log(70.0), 1.05, n_users)
     factor = target / raw.sum()
-    for _ in range(5):  # rescale until the clipped counts add up to the target
-        count = np.clip(np.round(raw * factor), min(20, n_items // 4), cap).astype(np.int64)
+    for _ in range(5):  # rescale until the clipped counts add up to about the target
+        count = np.clip(np.round(raw * factor), low, cap).astype(np.int64)
         factor *= target / count.sum()
+    diff = int(target - count.sum())  # then one more or one less for a few users with room
+    room = np.flatnonzero(count < cap) if diff > 0 else np.flatnonzero(count > low)
+    count[rng.choice(room, min(abs(diff), len(room)), replace=False)] += np.sign(diff)
     fav = np.argsort(rng.random((n_users, n_clusters)), axis=1)[:, :3]  # three distinct clusters
-    fav_w = np.cumsum(rng.dirichlet([2.0, 1.0, 0.5], n_users), axis=1)
+    taste = np.zeros((n_users, n_clusters), dtype=np.float32)
+    np.put_along_axis(taste, fav, rng.dirichlet([2.0, 1.0, 0.5], n_users).astype(np.float32), axis=1)
     u_start = START + (rng.random(n_users) * 20 * YEAR).astype(np.int64)
     u_span = np.minimum(rng.lognormal(np.log(30 * 86_400), 2.0, n_users), 5 * YEAR).astype(np.int64)
 
-    have_u = np.empty(0, np.int64)
-    have_i = np.empty(0, np.int64)
-    need = count.copy()
-    for round_ in range(8):
-        if need.sum() == 0:
-            break
-        draws = np.ceil(need * 1.25 + 2).astype(np.int64) * (need > 0)
-        u = np.repeat(np.arange(n_users, dtype=np.int64), draws)
-        taste = rng.random(len(u)) < 0.6
-        i = np.searchsorted(g_cum, rng.random(len(u)) * g_cum[-1]).astype(np.int64)
-        if round_:  # users still short (the heaviest) also rate obscure items: half the redraws uniform
-            obscure = ~taste & (rng.random(len(u)) < 0.5)
-            i[obscure] = rng.integers(0, n_items, int(obscure.sum()))
-        ut = u[taste]
-        slot = (rng.random(len(ut))[:, None] > fav_w[ut, :2]).sum(axis=1)
-        c = fav[ut, slot]
-        i[taste] = order[np.minimum(np.searchsorted(cum, c_lo[c] + rng.random(len(ut)) * c_mass[c]), n_items - 1)]
-        key = np.concatenate([have_u * n_items + have_i, u * n_items + i])
-        # keep old pairs first, then new ones in random order; one pair once; cap each user at count
-        prio = np.concatenate([np.zeros(len(have_u)), 1.0 + rng.random(len(u))])
-        first = np.lexsort((prio, key))
-        key, prio = key[first], prio[first]
-        uniq = np.ones(len(key), dtype=bool)
-        uniq[1:] = key[1:] != key[:-1]
-        key, prio = key[uniq], prio[uniq]
-        users = key // n_items
-        by_user = np.lexsort((prio, users))
-        users, key = users[by_user], key[by_user]
-        starts = np.searchsorted(users, np.arange(n_users))
-        rank = np.arange(len(users)) - starts[users]
-        keep = rank < count[users]
-        key = np.sort(key[keep])
-        have_u, have_i = np.divmod(key, n_items)
-        need = count - np.bincount(have_u, minlength=n_users)
-        del u, i, taste, ut, slot, c, prio, first, uniq, users, by_user, starts, rank, keep, key
+    # Gumbel top-k: the count[u] largest log p_u(i) + Gumbel noise are a draw without replacement
+    # from p_u. Users go in blocks of similar counts (sorted), about 32M cells a block.
+    base = ((1 - taste_share) * pop).astype(np.float32)
+    within = (taste_share * in_cluster).astype(np.float32)
+    by_count = np.argsort(count, kind="stable")
+    block = max(1, (1 << 25) // n_items)
+    parts_u, parts_i = [], []
+    for s in range(0, n_users, block):
+        users = by_count[s : s + block]
+        k = count[users]
+        keys = np.log(base + taste[users][:, cluster] * within)
+        u01 = rng.random(keys.shape, dtype=np.float32)
+        keys -= np.log(-np.log(np.maximum(u01, np.float32(1e-30))))  # + Gumbel(0, 1)
+        kmax = int(k.max())
+        top = np.argpartition(-keys, kmax - 1, axis=1)[:, :kmax] if kmax < n_items else \
+            np.broadcast_to(np.arange(n_items), keys.shape)
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)
+        take = np.arange(kmax)[None, :] < k[:, None]
+        parts_u.append(np.repeat(users, k))
+        parts_i.append(top[take])
+        del keys, u01, top, take
+    have_u = np.concatenate(parts_u).astype(np.int64)
+    have_i = np.concatenate(parts_i).astype(np.int64)
+    del parts_u, parts_i
     nnz = len(have_u)
     t_user = u_start[have_u] + (rng.random(nnz) * u_span[have_u]).astype(np.int64)
     t_item = release[have_i] + rng.exponential(60 * 86_400, nnz).astype(np.int64)
     ts = np.minimum(np.maximum(t_user, t_item), START + 20 * YEAR)
-    liked = fav[have_u] == cluster[have_i][:, None]
-    stars = 3.3 + 0.6 * liked.any(axis=1) + 0.3 * np.log10(pop[have_i] * n_items) / np.log10(n_items) \
+    liked = taste[have_u, cluster[have_i]] > 0.2
+    stars = 3.3 + 0.6 * liked + 0.3 * np.log10(pop[have_i] / pop.max() * n_items) / np.log10(n_items) \
         + rng.normal(0, 0.9, nnz)
     rating = (np.clip(np.round(stars * 2), 1, 10) / 2).astype(np.float32)
     by_time = np.lexsort((ts, have_u))
@@ -217,8 +215,17 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
 
 
 def write_log(cols: dict[str, np.ndarray], path: Path) -> Path:
-    """The log as one Parquet file (row groups of 1M rows)."""
+    """The log as one Parquet file (row groups of 1M rows), or as MovieLens' ``ratings.csv``
+    (header ``userId,movieId,rating,timestamp``) when ``path`` ends in ``.csv``."""
     import pyarrow as pa
+
+    if path.suffix == ".csv":
+        import pyarrow.csv as pc
+
+        names = {"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"}
+        pc.write_csv(pa.table({names[k]: v for k, v in cols.items()}), path,
+                     pc.WriteOptions(quoting_style="none"))
+        return path
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table(cols), path, row_group_size=1 << 20)
@@ -228,8 +235,14 @@ def write_log(cols: dict[str, np.ndarray], path: Path) -> Path:
 def generate(scale: float, seed: int, path: Path) -> dict:
     cols = generate_log(scale, seed)
     write_log(cols, path)
-    return {"rows": len(cols["user_id"]), "users": int(len(np.unique(cols["user_id"]))),
-            "items": int(len(np.unique(cols["item_id"]))), "bytes": path.stat().st_size}
+    per_user = np.bincount(cols["user_id"])[1:]
+    per_item = np.sort(np.bincount(cols["item_id"])[1:])[::-1]
+    top = max(1, len(per_item) // 100)
+    return {"rows": len(cols["user_id"]), "users": int((per_user > 0).sum()), "items": int((per_item > 0).sum()),
+            "bytes": path.stat().st_size,
+            "user_items_min_median_p99_max": [int(v) for v in np.percentile(per_user, [0, 50, 99, 100])],
+            "item_users_max_median_min": [int(per_item[0]), int(np.median(per_item)), int(per_item[-1])],
+            "share_on_top_1pct_items": round(float(per_item[:top].sum() / per_item.sum()), 3)}
 
 
 # ------------------------------------------------------------------------------------ bounds
@@ -250,6 +263,94 @@ def matmul_bound(user_factors: np.ndarray, item_factors: np.ndarray, users: np.n
 
 
 # ------------------------------------------------------------------------------------ main
+STEPS = ("load", "split", "fit", "evaluate", "lists")
+
+
+def run(args: argparse.Namespace, work: Path, steps: Steps) -> dict:
+    """The steps up to ``args.until``; returns the facts printed and saved beside the step table."""
+    from recsys.data.logs import read_log
+    from recsys.data.movielens import read_movielens
+    from recsys.evaluation import evaluate
+    from recsys.models import ALS
+    from recsys.split import make_split
+    from serving.batch import write_recommendations
+
+    last = STEPS.index(args.until)
+    facts: dict = {}
+    log_path = work / ("ratings.csv" if args.format == "csv" else "log.parquet")
+    facts["log"] = steps.run("generate", generate, args.scale, args.seed, log_path)
+    print(f"    {facts['log']}", flush=True)
+    if args.format == "csv":
+        x = steps.run("load", read_movielens, log_path)
+    else:
+        x = steps.run("load", read_log, log_path, weight="rating", timestamp="timestamp")
+    print(f"    {x!r}", flush=True)
+    if last < 1:
+        return facts
+    split = steps.run("split", make_split, x, args.split, test_size=0.2, val_size=0.0, seed=args.seed)
+    del x
+    train, test = split.train, split.test
+    facts["split"] = split.summary()
+    del split
+    print(f"    {facts['split']}", flush=True)
+    if last < 2:
+        return facts
+    params = {k: v for k, v in (("factors", args.factors), ("iterations", args.iterations)) if v is not None}
+    model = steps.run("fit", ALS(**params, use_gpu=False).fit, train)
+    facts["als"] = {k: v for k, v in model.get_params().items() if k in ("factors", "iterations", "regularization",
+                                                                          "alpha", "weighting")}
+    if last < 3:
+        return facts
+    # Each bound is measured just before and just after its step and the smaller kept: other
+    # load on the machine only ever slows a run down, so the minimum is the better estimate.
+    uf, itf = model.user_factors_, model.item_factors_
+    eval_users = np.flatnonzero(test.user_counts() > 0)
+    bounds = [steps.run("evaluate bound", matmul_bound, uf, itf, eval_users, 20)]
+    res = steps.run("evaluate", evaluate, model, train, test, ks=(10, 20))
+    bounds.append(steps.run("evaluate bound", matmul_bound, uf, itf, eval_users, 20))
+    facts["evaluate"] = {"users": len(eval_users), "items": train.n_items, "bound_s": min(bounds),
+                         "metrics": {s: {k: round(v, 4) for k, v in row.items()
+                                         if k in ("users", "recall@20", "ndcg@20", "auc")}
+                                     for s, row in res.segments.items()}}
+    print(f"    {facts['evaluate']['metrics']['all']}", flush=True)
+    if last < 4:
+        return facts
+    import pyarrow.parquet as pq
+
+    out = work / "lists.parquet"
+    list_users = train.active_users()
+    bounds = [steps.run("lists bound", matmul_bound, uf, itf, list_users, args.n, train.matrix)]
+    steps.run("lists", write_recommendations, model, train, out, n=args.n)
+    bounds.append(steps.run("lists bound", matmul_bound, uf, itf, list_users, args.n, train.matrix))
+    meta = pq.ParquetFile(out).metadata
+    facts["lists"] = {"users": len(list_users), "rows": meta.num_rows, "row_groups": meta.num_row_groups,
+                      "bytes": out.stat().st_size, "bound_s": min(bounds)}
+    return facts
+
+
+def report(args: argparse.Namespace, steps: Steps, facts: dict) -> bool:
+    """Print the step table and the ratios to the bounds; whether peak RSS met the target."""
+    seconds = {r["step"]: r["seconds"] for r in steps.rows if "bound" not in r["step"]}
+    print("\n| step | seconds | peak RSS (GiB) |\n|---|---|---|")
+    for r in steps.rows:
+        if "bound" not in r["step"]:
+            print(f"| {r['step']} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} |")
+    for step in ("evaluate", "lists"):
+        if step in facts:
+            f = facts[step]
+            f["over_bound"] = seconds[step] / f["bound_s"]
+            what = f"{f['users']:,} users" + (f" x {f['items']:,} items" if step == "evaluate" else
+                                               f", {f['rows']:,} rows in {f['row_groups']} row groups")
+            print(f"{step} / matmul bound: {f['over_bound']:.2f} ({what}; bound {f['bound_s']:.2f} s)")
+    print()
+    avrec = [r for r in steps.rows if r["step"] != "generate"]
+    peak = max(r["peak_rss_gib"] for r in avrec)
+    ok = peak <= args.max_rss_gib
+    print(f"peak RSS of the avrec steps {peak:.2f} GiB (generation: {steps.rows[0]['peak_rss_gib']:.2f}), "
+          f"target <= {args.max_rss_gib:g} GiB -> {'PASS' if ok else 'MISS'}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="share of MovieLens-20M's size (default 1)")
@@ -257,72 +358,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factors", type=int, default=None, help="ALS factors (default: ALS's default)")
     ap.add_argument("--iterations", type=int, default=None, help="ALS iterations (default: ALS's default)")
     ap.add_argument("--n", type=int, default=100, help="list length of the lists step")
+    ap.add_argument("--format", choices=("parquet", "csv"), default="parquet",
+                    help="log file: Parquet (read_log), or MovieLens' ratings.csv layout (read_movielens)")
+    ap.add_argument("--until", choices=STEPS, default="lists", help="stop after this step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="where the log and lists go (default: a temporary folder)")
-    ap.add_argument("--json", default=None, help="write the step table and results here")
+    ap.add_argument("--json", default=None, help="write the step table and facts here")
     ap.add_argument("--max-rss-gib", type=float, default=8.0)
     args = ap.parse_args(argv)
 
-    from recsys.data.logs import read_log
-    from recsys.evaluation import evaluate
-    from recsys.models import ALS
-    from recsys.split import make_split
-    from serving.batch import write_recommendations
-
+    PeakRSS._reset()  # decides the method printed below
     tmp = tempfile.TemporaryDirectory(prefix="bench_scale_") if args.workdir is None else None
     work = Path(args.workdir or tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     print(f"scale {args.scale} of MovieLens-20M ({', '.join(f'{round(v * args.scale):,}' for v in ML20M)} "
-          f"users/items/interactions), {os.cpu_count()} cores, split {args.split}, peak RSS by {PeakRSS.method}",
-          flush=True)
+          f"users/items/interactions), {os.cpu_count()} cores, split {args.split}, log {args.format}, "
+          f"peak RSS by {PeakRSS.method}", flush=True)
     steps = Steps()
-    facts: dict = {}
-    log_path = work / "log.parquet"
-    facts["log"] = steps.run("generate", generate, args.scale, args.seed, log_path)
-    print(f"    {facts['log']}", flush=True)
-    x = steps.run("load", read_log, log_path, weight="rating", timestamp="timestamp")
-    print(f"    {x!r}", flush=True)
-    split = steps.run("split", make_split, x, args.split, test_size=0.2, val_size=0.0, seed=args.seed)
-    del x
-    train, test = split.train, split.test
-    facts["split"] = split.summary()
-    print(f"    train {train.nnz:,} pairs, test {test.nnz:,} pairs over {int((test.user_counts() > 0).sum()):,} users",
-          flush=True)
-    del split
-    params = {k: v for k, v in (("factors", args.factors), ("iterations", args.iterations)) if v is not None}
-    model = steps.run("fit", ALS(**params, use_gpu=False).fit, train)
-    res = steps.run("evaluate", evaluate, model, train, test, ks=(10, 20))
-    facts["metrics"] = {s: {k: v for k, v in row.items() if k in ("users", "recall@20", "ndcg@20", "auc")}
-                        for s, row in res.segments.items()}
-    print(f"    {facts['metrics']['all']}", flush=True)
-    eval_users = np.flatnonzero(test.user_counts() > 0)
-    bound_eval = steps.run("evaluate bound", matmul_bound, model.user_factors_, model.item_factors_, eval_users, 20)
-    out = work / "lists.parquet"
-    _, _ = steps.run("lists", write_recommendations, model, train, out, n=args.n)
-    bound_lists = steps.run("lists bound", matmul_bound, model.user_factors_, model.item_factors_,
-                            train.active_users(), args.n, train.matrix)
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(out).metadata
-    facts["lists"] = {"rows": meta.num_rows, "row_groups": meta.num_row_groups, "bytes": out.stat().st_size}
-    t = {r["step"]: r for r in steps.rows}
-    facts["eval_over_bound"] = t["evaluate"]["seconds"] / bound_eval
-    facts["lists_over_bound"] = t["lists"]["seconds"] / bound_lists
-    peak = max(r["peak_rss_gib"] for r in steps.rows)
-    print(f"\n| step | seconds | peak RSS (GiB) |\n|---|---|---|")
-    for r in steps.rows:
-        print(f"| {r['step']} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} |")
-    print(f"\nevaluate / matmul bound: {facts['eval_over_bound']:.2f} ({len(eval_users):,} users x {train.n_items:,} items,"
-          f" bound {bound_eval:.1f} s)")
-    print(f"lists / matmul bound: {facts['lists_over_bound']:.2f} ({facts['lists']['rows']:,} rows in "
-          f"{facts['lists']['row_groups']} row groups, bound {bound_lists:.1f} s)")
-    ok = peak <= args.max_rss_gib
-    print(f"peak RSS {peak:.2f} GiB, target <= {args.max_rss_gib:g} GiB -> {'PASS' if ok else 'MISS'}")
+    try:
+        facts = run(args, work, steps)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    ok = report(args, steps, facts)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "steps": steps.rows, "facts": facts,
                                                "rss_method": PeakRSS.method}, indent=1, default=str))
-    if tmp is not None:
-        tmp.cleanup()
     return 0 if ok else 1
 
 
