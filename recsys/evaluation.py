@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys import metrics as M
 from recsys.data.interactions import Interactions, check_disjoint
-from recsys.errors import ConfigError
+from recsys.errors import ConfigError, DataError
 from recsys.models.base import Recommender, batch_size_for, mask_seen, top_n
 
 RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit_rate")
@@ -144,6 +145,10 @@ def evaluate(
     roc_pos: list[np.ndarray] = []
     roc_neg: list[np.ndarray] = []
     train_m, test_m = train.matrix, test.matrix
+    cold_idx = np.flatnonzero(~warm_items)
+    # Lists deep enough that the first kmax warm items of most rows are in them (rows without
+    # are ranked again over warm items alone): one top-n serves `all` and `warm_only`.
+    depth = min(train.n_items, 2 * kmax) if restricted and 0 < len(cold_idx) < train.n_items else kmax
     bs = batch_size_for(train.n_items, batch_size)
     for start in range(0, len(users), bs):
         batch = users[start : start + bs]
@@ -151,22 +156,18 @@ def evaluate(
         rel_all = test_m[batch]
         scores = model.scores(batch, excl)
         if auc:
-            for s, keep in seg_keep.items():
-                if keep is None:
-                    auc_parts[s].append(M.auc_counts(scores, rel_all, excl))
-                    continue
-                # held-out items outside the segment are neither positives nor negatives
-                rel = M.restrict_columns(rel_all, keep)
-                other = M.restrict_columns(rel_all, ~keep)
-                auc_parts[s].append(M.auc_counts(scores, rel, (excl + other).tocsr()))
+            for s, counts in _auc_by_segment(scores, rel_all, excl, seg_keep).items():
+                auc_parts[s].append(counts)
             if roc_negatives:
                 _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
         mask_seen(scores, excl)
-        ranked, _ = top_n(scores, kmax)
+        deep, _ = top_n(scores, depth)
+        ranked = deep[:, :kmax]
         all_lists.append(ranked)
         lists = {s: ranked for s in seg_keep}
-        for s, keep in restricted.items():
-            lists[s] = top_n(np.where(keep[None, :], scores, -np.inf), kmax)[0]
+        if restricted:
+            lists["warm_only"] = _first_of(deep, scores, warm_items, kmax)
+            lists["cold_only"] = _top_among(scores, cold_idx, kmax)
         for s, keep in {**seg_keep, **restricted}.items():
             rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
             ranked = lists[s]
@@ -228,14 +229,133 @@ def _column_nanmean(a: np.ndarray) -> np.ndarray:
     return np.divide(total, n, out=np.full(a.shape[1], np.nan), where=n > 0)
 
 
+def _auc_by_segment(
+    scores: np.ndarray, rel: sp.csr_matrix, excl: sp.csr_matrix, seg_keep: dict[str, np.ndarray | None]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Exact AUC counts of every segment from one sort of each row's negatives.
+
+    Equal to ``M.auc_counts`` per segment: for segment ``s`` the positives are the held-out items
+    in it, and held-out items outside it are neither positive nor negative, so the negatives
+    (items neither seen in train nor held out) are the same for every segment. Each row's
+    negatives are sorted once; every positive is placed among them by a binary search run for
+    all positives of the batch together (no loop over users), which gives its count of negatives
+    below plus half of those tied. A segment's counts are sums over its positives.
+
+    Parameters
+    ----------
+    scores : (b, n_items) float32, before seen items are masked
+    rel, excl : CSR (b, n_items), held-out and train items of the batch's users
+    seg_keep : segment name -> (n_items,) bool mask of its items, or None for every item
+
+    Returns
+    -------
+    dict of name -> (correct, n_pos, n_neg), each (b,) float64, as ``M.auc_counts`` returns
+    """
+    b, n_items = scores.shape
+    if np.isnan(scores.max(initial=-np.inf)):  # one reduction; the rows are found only on failure
+        rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+        raise DataError(
+            f"scores contain NaN in {rows.size} of {b} rows (first row {int(rows[0])}); "
+            "a model must score every item"
+        )
+    rel_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(rel.indptr))
+    exc_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(excl.indptr))
+    n_pos_all = np.diff(rel.indptr).astype(np.float64)
+    n_neg = n_items - n_pos_all - np.diff(excl.indptr).astype(np.float64)
+    per_pos = np.zeros(rel.nnz, dtype=np.float64)
+    if rel.nnz:
+        pos = scores[rel_rows, rel.indices]
+        neg = scores.copy()
+        neg[exc_rows, excl.indices] = np.nan  # NaN sorts last: only negatives are searched
+        neg[rel_rows, rel.indices] = np.nan
+        neg.sort(axis=1)
+        flat_at = rel_rows * n_items  # row starts in the flattened sorted block
+        hi = n_neg.astype(np.int64)[rel_rows]
+        below = _search_rows(neg.ravel(), flat_at, pos, hi, strict=True)
+        # ties with negatives are rare in float scores: search again only where one exists
+        at = np.minimum(below, np.maximum(hi - 1, 0))
+        tied = np.flatnonzero((below < hi) & (neg.ravel()[flat_at + at] == pos))
+        upto = below.copy()
+        if len(tied):
+            upto[tied] = _search_rows(neg.ravel(), flat_at[tied], pos[tied], hi[tied], strict=False)
+        per_pos = below + 0.5 * (upto - below)
+    out = {}
+    for s, keep in seg_keep.items():
+        take = slice(None) if keep is None else keep[rel.indices]
+        correct = np.bincount(rel_rows[take], weights=per_pos[take], minlength=b).astype(np.float64)
+        n_pos = np.bincount(rel_rows[take], minlength=b).astype(np.float64)
+        out[s] = (correct, n_pos, n_neg)
+    return out
+
+
+def _search_rows(flat: np.ndarray, starts: np.ndarray, values: np.ndarray, length: np.ndarray, *,
+                 strict: bool) -> np.ndarray:
+    """Per query ``q``, how many of the sorted ``flat[starts[q] : starts[q] + length[q]]`` are
+    ``<`` (``strict``) or ``<=`` ``values[q]``: a lower-bound binary search stepped for every
+    query at once (no loop over users).
+
+    Returns
+    -------
+    (m,) int64
+    """
+    first = np.zeros(len(values), dtype=np.int64)
+    count = length.astype(np.int64, copy=True)
+    last = flat.size - 1
+    for _ in range(int(count.max(initial=0)).bit_length() + 1):  # each step halves every range
+        step = count >> 1
+        mid = first + step
+        v = flat[np.minimum(starts + mid, last)]  # an empty range reads a valid cell, moves nowhere
+        go = (v < values) if strict else (v <= values)
+        go &= count > 0
+        first = np.where(go, mid + 1, first)
+        count = np.where(go, count - step - 1, step)
+    return first
+
+
+def _first_of(deep: np.ndarray, scores: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """Top-``n`` lists over the items in ``keep`` only, from lists ``deep`` ranked over all items.
+
+    The first ``n`` kept items of a row of ``deep`` are its top-``n`` among kept items; rows of
+    ``deep`` holding fewer (and not exhausted: no ``-1`` padding) are ranked again over kept items.
+
+    Returns
+    -------
+    (b, n) int64, -1 padded
+    """
+    b = deep.shape[0]
+    ok = (deep >= 0) & keep[np.maximum(deep, 0)]
+    slot = np.cumsum(ok, axis=1) - 1
+    take = ok & (slot < n)
+    out = np.full((b, n), -1, dtype=np.int64)
+    r, c = np.nonzero(take)
+    out[r, slot[r, c]] = deep[r, c]
+    again = np.flatnonzero((ok.sum(axis=1) < n) & (deep[:, -1] >= 0))
+    if len(again):
+        out[again] = top_n(np.where(keep[None, :], scores[again], -np.inf), n)[0]
+    return out
+
+
+def _top_among(scores: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
+    """Top-``n`` lists ranked over the columns ``items`` (sorted item indices) only, (b, n) int64."""
+    if len(items) == 0:
+        return np.full((scores.shape[0], n), -1, dtype=np.int64)
+    idx, _ = top_n(scores[:, items], n)
+    return np.where(idx >= 0, items[np.maximum(idx, 0)], -1)
+
+
 def _sample_roc(scores, rel, excl, n_neg, rng, pos_out, neg_out) -> None:
     """Pooled positive scores and a few random unobserved items' scores per user (plot only)."""
-    r = np.repeat(np.arange(rel.shape[0]), np.diff(rel.indptr))
+    b, n_items = scores.shape
+    r = np.repeat(np.arange(b), np.diff(rel.indptr))
     pos_out.append(scores[r, rel.indices].astype(np.float32))
-    cand = rng.integers(0, scores.shape[1], size=(scores.shape[0], n_neg))
+    cand = rng.integers(0, n_items, size=(b, n_neg))
+    query = np.arange(b)[:, None] * n_items + cand
     bad = np.zeros_like(cand, dtype=bool)
     for m in (rel, excl):  # drop samples that hit observed items
-        keys = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)) * scores.shape[1] + m.indices
-        bad |= np.isin(np.arange(scores.shape[0])[:, None] * scores.shape[1] + cand, keys)
+        # canonical CSR: the row-major keys are sorted, so membership is one binary search
+        keys = np.repeat(np.arange(b, dtype=np.int64), np.diff(m.indptr)) * n_items + m.indices
+        if len(keys):
+            at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+            bad |= keys[at] == query
     vals = np.take_along_axis(scores, cand, axis=1)[~bad]
     neg_out.append(vals.astype(np.float32))

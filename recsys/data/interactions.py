@@ -255,28 +255,51 @@ class Interactions:
         imap: IdMap,
         aggregate: Aggregate = "sum",
     ) -> "Interactions":
-        n_items = len(imap)
+        n_items, n_users = len(imap), len(umap)
         key = u_idx.astype(np.int64) * max(n_items, 1) + i_idx.astype(np.int64)
-        # Order rows by (pair, time) so "last" and "earliest timestamp" are positional.
-        order = np.lexsort((t, key)) if t is not None else np.argsort(key, kind="stable")
-        key, w = key[order], w[order]
+        # Order rows by (pair, time) so "last" and "earliest timestamp" are positional: a stable
+        # sort by pair (file order within a pair), then by time only inside runs of repeated pairs,
+        # which is lexsort((t, key)) without sorting every row twice (most logs repeat few pairs).
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        if t is not None and len(key) > 1:
+            rep = key[1:] == key[:-1]
+            if rep.any():
+                in_run = np.zeros(len(key), dtype=bool)
+                in_run[1:] |= rep
+                in_run[:-1] |= rep
+                sel = np.flatnonzero(in_run)
+                order[sel] = order[sel][np.lexsort((t[order[sel]], key[sel]))]
+            del rep
+        w = w[order]
         t = None if t is None else t[order]
-        uniq, start, counts = np.unique(key, return_index=True, return_counts=True)
+        del order
+        # key is sorted: a pair's rows are one run, found without sorting again (np.unique would)
+        first = np.empty(len(key), dtype=bool)
+        first[:1] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        start = np.flatnonzero(first)
+        del first
         if aggregate == "sum":
             agg = np.add.reduceat(w, start) if len(w) else w
         elif aggregate == "max":
             agg = np.maximum.reduceat(w, start) if len(w) else w
         elif aggregate == "last":
-            agg = w[start + counts - 1]
+            agg = w[np.append(start[1:], len(key))[: len(start)] - 1]  # each run's last row
         else:  # count
-            agg = counts.astype(np.float64)
+            agg = np.diff(np.append(start, len(key))).astype(np.float64)
         ts = None if t is None else t[start]  # earliest, rows are time-sorted within a pair
+        uniq = key[start]
+        del key, w, t
+        # uniq is sorted by (row, col), which is exactly canonical CSR order (ts aligns with data):
+        # build the CSR arrays directly instead of converting from COO
         rows, cols = np.divmod(uniq, max(n_items, 1))
+        index_dtype = np.int32 if max(len(uniq), n_users, n_items) < 2**31 else np.int64
+        indptr = np.searchsorted(rows, np.arange(n_users + 1)).astype(index_dtype)
         m = sp.csr_matrix(
-            (agg.astype(np.float32), (rows, cols)), shape=(len(umap), n_items), dtype=np.float32
+            (agg.astype(np.float32), cols.astype(index_dtype), indptr), shape=(n_users, n_items), dtype=np.float32
         )
-        # uniq is sorted by (row, col), which is exactly canonical CSR order, so ts aligns with data.
-        m.sort_indices()
+        m.has_sorted_indices = True
         return cls(m, umap, imap, ts)
 
     # ------------------------------------------------------------------ basic facts
@@ -337,9 +360,11 @@ class Interactions:
         )
 
     def pair_keys(self) -> np.ndarray:
-        """One int64 key per stored pair, ``user_idx * n_items + item_idx`` (CSR order)."""
-        rows, cols, _, _ = self.to_coo()
-        return rows * self.n_items + cols
+        """One int64 key per stored pair, ``user_idx * n_items + item_idx`` (CSR order, so sorted)."""
+        m = self.matrix
+        keys = np.repeat(np.arange(m.shape[0], dtype=np.int64) * self.n_items, np.diff(m.indptr))
+        keys += m.indices
+        return keys
 
     # ------------------------------------------------------------------ derived sets
     def subset(self, mask: np.ndarray) -> "Interactions":
@@ -352,11 +377,17 @@ class Interactions:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.nnz,):
             raise DataError(f"mask has shape {mask.shape}, expected ({self.nnz},)")
-        rows, cols, w, t = self.to_coo()
+        # Masking a canonical CSR keeps it canonical: rows stay in order, columns sorted within
+        # them, so the kept entries are sliced directly (no COO round trip, no sort).
+        src = self.matrix
+        kept = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        index_dtype = src.indices.dtype
         m = sp.csr_matrix(
-            (w[mask], (rows[mask], cols[mask])), shape=self.shape, dtype=np.float32
+            (src.data[mask], src.indices[mask], kept[src.indptr].astype(index_dtype)), shape=self.shape,
+            dtype=np.float32,
         )
-        m.sort_indices()
+        m.has_sorted_indices = True
+        t = self.timestamps
         return Interactions(m, self.user_map, self.item_map, None if t is None else t[mask])
 
     def union(self, other: "Interactions") -> "Interactions":
@@ -433,7 +464,11 @@ def check_disjoint(a: Interactions, b: Interactions, names: tuple[str, str] = ("
 
     if not a.same_maps(b):
         raise SplitError(f"{names[0]} and {names[1]} use different id maps; build them from one split")
-    common = np.intersect1d(a.pair_keys(), b.pair_keys(), assume_unique=True)
+    # Both key arrays are sorted (canonical CSR order): the smaller one is looked up in the larger
+    # by binary search, instead of intersect1d's sort of both (seconds at 20M pairs).
+    small, large = sorted((a.pair_keys(), b.pair_keys()), key=len)
+    pos = np.minimum(np.searchsorted(large, small), max(len(large) - 1, 0))
+    common = small[large[pos] == small] if len(large) else small[:0]
     if len(common):
         u, i = divmod(int(common[0]), a.n_items)
         raise SplitError(

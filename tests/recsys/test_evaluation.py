@@ -178,3 +178,132 @@ def test_plots_say_why_a_panel_is_empty_and_keep_legends_off_the_curves(warm_res
     assert [p.name for p in paths] == ["recall_at_k.png", "roc.png"]
     width = imread(paths[0]).shape[1]
     assert width > 4 * 4.2 * 110 * 0.95
+
+
+def _reference(model, train, test, ks):
+    """The runner's definition written plainly: every segment scored on its own (one exact AUC
+    call per segment, one ranking per restricted segment), as the runner did before it shared
+    one sort and one ranking between segments."""
+    from recsys import metrics as M
+    from recsys.models.base import mask_seen, top_n
+
+    users = np.flatnonzero(test.user_counts() > 0)
+    warm = train.item_counts() > 0
+    excl, rel_all = train.matrix[users], test.matrix[users]
+    scores = model.scores(users, excl)
+    out = {}
+    for s, keep in {"all": None, "warm": warm, "cold": ~warm}.items():
+        if keep is None:
+            out[s] = {"auc": M.auc_counts(scores, rel_all, excl)}
+        else:
+            rel, other = M.restrict_columns(rel_all, keep), M.restrict_columns(rel_all, ~keep)
+            out[s] = {"auc": M.auc_counts(scores, rel, (excl + other).tocsr())}
+    masked = scores.copy()
+    mask_seen(masked, excl)
+    kmax = max(ks)
+    lists = {s: top_n(masked, kmax)[0] for s in out}
+    lists["warm_only"] = top_n(np.where(warm[None, :], masked, -np.inf), kmax)[0]
+    lists["cold_only"] = top_n(np.where(~warm[None, :], masked, -np.inf), kmax)[0]
+    for s, ranked in lists.items():
+        keep = {"all": None, "warm": warm, "cold": ~warm, "warm_only": warm, "cold_only": ~warm}[s]
+        rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
+        row = out.setdefault(s, {})
+        for k in ks:
+            for name, v in M.ranking_metrics(ranked, rel, k).items():
+                row[f"{name}@{k}"] = M.mean_over_users(v)
+        if "auc" in row:
+            c, p, n = row.pop("auc")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                row["auc"] = M.mean_over_users(np.where((p > 0) & (n > 0), c / (p * n), np.nan))
+            row["global_auc"] = M.global_auc(c, p, n)
+    return out
+
+
+class TableScores(Recommender):
+    """Random scores without ties (float32 draws), fixed per seed."""
+
+    name = "table"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def _fit(self, interactions, item_features):
+        self.table_ = np.random.default_rng(self.seed).random(interactions.shape, dtype=np.float32)
+
+    def _score_users(self, users, rows):
+        return self.table_[users].copy()
+
+
+@pytest.mark.parametrize("model", ["table", "als"])
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_runner_equals_the_plain_definition_on_every_segment(model, batch_size):
+    """Shared sort, shared ranking and the batched binary search change no number, on a log
+    with cold items (held out wholly), users with many held-out items (the midrank path of
+    ``auc_counts``) and with few (its comparison path).
+
+    ALS scores every cold item 0 (no factors): its ``cold_only`` lists are ties only, which
+    ``top_n`` breaks by argpartition's choice, so that segment is compared on tie-free scores."""
+    rng = np.random.default_rng(3)
+    n_users, n_items = 80, 120
+    u = rng.integers(0, n_users, 3000)
+    i = np.minimum((u % 4) * 25 + rng.geometric(0.05, 3000), n_items - 1)
+    x = Interactions.from_arrays(u, i, user_ids=np.arange(n_users), item_ids=np.arange(n_items))
+    _, cols, _, _ = x.to_coo()
+    # a random 30% of each pair to test, and every pair of 12 items (cold in train)
+    held = (rng.random(x.nnz) < 0.3) | np.isin(cols, rng.choice(n_items, 12, replace=False))
+    train, test = x.subset(~held), x.subset(held)
+    cold = train.item_counts() == 0
+    assert test.matrix[:, cold].nnz > 20 and test.matrix[:, ~cold].nnz > 20
+    m = (TableScores(3) if model == "table" else ALS(factors=8, iterations=4, weighting="none", regularization=0.1))
+    m.fit(train)
+    got = evaluate(m, train, test, ks=(3, 10), batch_size=batch_size, roc_negatives=0).segments
+    want = _reference(m, train, test, (3, 10))
+    if model == "als":
+        del want["cold_only"]
+    for seg, row in want.items():
+        for name, v in row.items():
+            assert got[seg][name] == pytest.approx(v, nan_ok=True, rel=1e-12), (seg, name)
+
+
+def test_runner_raises_on_nan_scores(parts):
+    train, test = parts
+
+    class NaNScores(FixedScores):
+        def _score_users(self, users, rows):
+            out = self.table_[users].copy()
+            out[:, 3] = np.nan
+            return out
+
+    with pytest.raises(Exception, match="NaN"):
+        evaluate(NaNScores().fit(train), train, test, ks=(2,))
+
+
+@pytest.mark.parametrize("levels", [3, 50, 0])
+def test_shared_auc_pass_equals_auc_counts_per_segment_with_ties_and_infinities(levels):
+    """The one-sort AUC of every segment against ``auc_counts`` run per segment; few score levels
+    (many ties) and infinite scores included."""
+    import scipy.sparse as sp
+
+    from recsys import metrics as M
+    from recsys.evaluation import _auc_by_segment
+
+    rng = np.random.default_rng(levels)
+    b, n = 40, 90
+    scores = rng.random((b, n)).astype(np.float32)
+    if levels:
+        scores = np.floor(scores * levels).astype(np.float32)
+    scores[rng.random((b, n)) < 0.05] = np.inf
+    scores[rng.random((b, n)) < 0.05] = -np.inf
+    kind = rng.random((b, n))
+    excl = sp.csr_matrix(kind < 0.2)
+    rel = sp.csr_matrix((kind >= 0.2) & (kind < 0.2 + rng.random((b, 1)) * 0.2))
+    warm = rng.random(n) < 0.7
+    got = _auc_by_segment(scores, rel, excl, {"all": None, "warm": warm, "cold": ~warm})
+    for s, keep in {"all": None, "warm": warm, "cold": ~warm}.items():
+        if keep is None:
+            want = M.auc_counts(scores, rel, excl)
+        else:
+            other = M.restrict_columns(rel, ~keep)
+            want = M.auc_counts(scores, M.restrict_columns(rel, keep), (excl + other).tocsr())
+        for g, w in zip(got[s], want):
+            np.testing.assert_array_equal(g, w)

@@ -115,6 +115,42 @@ def test_from_arrays_last_without_timestamps_uses_file_order():
     assert x.matrix.data.tolist() == [2.0]
 
 
+@pytest.mark.parametrize("with_time", [True, False])
+def test_aggregation_equals_a_row_by_row_reference(with_time):
+    """Random logs with many repeated pairs and tied times: every aggregate, the earliest time,
+    canonical CSR, and subsets, against a plain dictionary built row by row (ties in time keep
+    file order, so ``last`` is the latest time's last row in the file)."""
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        n = int(rng.integers(0, 200))
+        u, i = rng.integers(0, 6, n), rng.integers(0, 9, n)
+        w = rng.integers(0, 5, n).astype(float)
+        t = rng.integers(0, 3, n).astype(float) if with_time else None
+        for aggregate in ("sum", "max", "last", "count"):
+            x = Interactions.from_arrays(u, i, w, t, user_ids=np.arange(6), item_ids=np.arange(9),
+                                         aggregate=aggregate)
+            ref: dict[tuple[int, int], list[tuple[float, int, float]]] = {}
+            for r in range(n):
+                ref.setdefault((int(u[r]), int(i[r])), []).append((0.0 if t is None else t[r], r, w[r]))
+            want = {}
+            for pair, rows in ref.items():
+                ws = [v for _, _, v in rows]
+                value = {"sum": sum(ws), "max": max(ws), "count": len(ws), "last": max(rows)[2]}[aggregate]
+                want[pair] = (value, min(rows)[0])
+            assert x.matrix.has_canonical_format and x.matrix.indices.dtype == np.int32
+            rows_, cols, vals, ts = x.to_coo()
+            got = {(int(a), int(b)): (float(v), 0.0 if ts is None else float(ts[k]))
+                   for k, (a, b, v) in enumerate(zip(rows_, cols, vals))}
+            assert got == want
+            keep = rng.random(x.nnz) < 0.5
+            sub = x.subset(keep)
+            assert sub.matrix.has_canonical_format
+            assert sub.pair_keys().tolist() == x.pair_keys()[keep].tolist()
+            assert sub.matrix.data.tolist() == x.matrix.data[keep].tolist()
+            if ts is not None:
+                assert sub.timestamps.tolist() == x.timestamps[keep].tolist()
+
+
 def test_timestamps_align_to_csr_order():
     users = np.array([2, 0, 1, 0])
     items = np.array([0, 2, 1, 0])

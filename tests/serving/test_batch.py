@@ -43,3 +43,32 @@ def test_write_parquet_and_csv_for_listed_users(fitted, tmp_path):
         write_recommendations(m, x, tmp_path / "r.txt")
     with pytest.raises(UnknownIdError):
         recommend_all(m, x, users=["nobody"])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_streamed_blocks_hold_exactly_the_lists_of_recommend_all(fitted, tmp_path, monkeypatch, suffix):
+    """Written in blocks of a few users (one Parquet row group each), the file holds the rows of
+    ``recommend_all`` in the same order, with the same schema."""
+    import pyarrow.parquet as pq
+
+    import serving.batch as batch
+
+    x, m = fitted
+    whole = recommend_all(m, x, n=4)
+    monkeypatch.setattr(batch, "ROWS_PER_BLOCK", 4 * 7)  # 7 users a block
+    p, _ = write_recommendations(m, x, tmp_path / f"r{suffix}", n=4)
+    if suffix == ".parquet":
+        got = pl.read_parquet(p)
+        assert pq.ParquetFile(p).metadata.num_row_groups == -(-x.active_users().size // 7)
+        assert got.schema == whole.schema
+    else:
+        got = pl.read_csv(p, schema=whole.schema)
+    assert got.equals(whole)
+    assert not list(tmp_path.glob(".r.tmp-*"))  # the temporary file was renamed
+
+
+def test_no_users_writes_an_empty_file_with_the_schema(fitted, tmp_path):
+    x, m = fitted
+    p, _ = write_recommendations(m, x, tmp_path / "none.parquet", n=3, users=[])
+    df = pl.read_parquet(p)
+    assert df.height == 0 and df.columns == ["user_id", "rank", "item_id", "score"]
