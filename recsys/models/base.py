@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError, FitError, NotFittedError
+from recsys.topk import top_n  # noqa: F401  (re-exported: the models' and evaluators' top-n)
 
 #: the capabilities every model declares as class attributes (see :class:`Recommender`)
 CAPABILITIES = ("uses_features", "learns_from_validation", "supports_fold_in", "supports_new_items")
@@ -49,37 +50,6 @@ def batch_size_for(n_items: int, requested: int | None = None) -> int:
     """Users per scoring batch so that one dense (batch, n_items) block stays under the cap."""
     cap = max(1, MAX_BLOCK_CELLS // max(n_items, 1))
     return max(1, min(requested or 1024, cap))
-
-
-def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``n`` largest scores per row, best first.
-
-    Parameters
-    ----------
-    scores : (b, m) float32; ``-inf`` marks ineligible items.
-    n : int
-
-    Returns
-    -------
-    idx : (b, n) int64, -1 where fewer than n finite scores exist
-    values : (b, n) float32, -inf at padded positions
-    """
-    b, m = scores.shape
-    k = min(n, m)
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(m), (b, m)).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    # stable order: score descending, then item index ascending (deterministic ties)
-    order = np.lexsort((part, -vals), axis=1)
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(vals, order, axis=1)
-    idx[~np.isfinite(vals) & (vals < 0)] = -1
-    if k < n:
-        idx = np.pad(idx, ((0, 0), (0, n - k)), constant_values=-1)
-        vals = np.pad(vals, ((0, 0), (0, n - k)), constant_values=-np.inf)
-    return idx, vals.astype(np.float32)
 
 
 class Recommender(abc.ABC):

@@ -23,32 +23,17 @@ import scipy.sparse as sp
 from recsys.errors import BundleError, ConfigError, DataError
 from recsys.retrieval.index import _QUERY_CHUNK, Exclude, VectorIndex, _as_vectors, _exclusions
 from recsys.retrieval.transform import normalize_rows
+from recsys.topk import top_n
 
 # one dense score block is capped at this many float32 cells (~256 MiB), as in recsys.models.base
 MAX_BLOCK_CELLS = 64 * 1024 * 1024
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column positions and values of the ``k`` largest entries per row, best first.
-
-    Parameters
-    ----------
-    scores : (b, m) float32
-    k : int, 1 <= k <= m
-
-    Returns
-    -------
-    pos : (b, k) int64
-    values : (b, k) float32; ties ordered by position, ascending
-    """
-    b, m = scores.shape
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(m), (b, m))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1)
+    """Column positions and values of the ``k`` largest entries per row, best first, ties by
+    position (:func:`recsys.topk.top_n`, the models' own top-n): (b, k) int64 (-1 where the
+    value is -inf) and (b, k) float32."""
+    return top_n(scores, k)
 
 
 class ExactIndex(VectorIndex):
