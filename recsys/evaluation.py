@@ -145,10 +145,6 @@ def evaluate(
     roc_pos: list[np.ndarray] = []
     roc_neg: list[np.ndarray] = []
     train_m, test_m = train.matrix, test.matrix
-    cold_idx = np.flatnonzero(~warm_items)
-    # Lists deep enough that the first kmax warm items of most rows are in them (rows without
-    # are ranked again over warm items alone): one top-n serves `all` and `warm_only`.
-    depth = min(train.n_items, 2 * kmax) if restricted and 0 < len(cold_idx) < train.n_items else kmax
     bs = batch_size_for(train.n_items, batch_size)
     for start in range(0, len(users), bs):
         batch = users[start : start + bs]
@@ -161,13 +157,12 @@ def evaluate(
             if roc_negatives:
                 _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
         mask_seen(scores, excl)
-        deep, _ = top_n(scores, depth)
-        ranked = deep[:, :kmax]
+        ranked, _ = top_n(scores, kmax)
         all_lists.append(ranked)
         lists = {s: ranked for s in seg_keep}
-        if restricted:
-            lists["warm_only"] = _first_of(deep, scores, warm_items, kmax)
-            lists["cold_only"] = _top_among(scores, cold_idx, kmax)
+        for s, keep in restricted.items():
+            # the same cut as the Spark evaluator (argpartition over the masked row), so ties land alike
+            lists[s] = top_n(np.where(keep[None, :], scores, -np.inf), kmax)[0]
         for s, keep in {**seg_keep, **restricted}.items():
             rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
             ranked = lists[s]
@@ -310,37 +305,6 @@ def _search_rows(flat: np.ndarray, starts: np.ndarray, values: np.ndarray, lengt
         first = np.where(go, mid + 1, first)
         count = np.where(go, count - step - 1, step)
     return first
-
-
-def _first_of(deep: np.ndarray, scores: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
-    """Top-``n`` lists over the items in ``keep`` only, from lists ``deep`` ranked over all items.
-
-    The first ``n`` kept items of a row of ``deep`` are its top-``n`` among kept items; rows of
-    ``deep`` holding fewer (and not exhausted: no ``-1`` padding) are ranked again over kept items.
-
-    Returns
-    -------
-    (b, n) int64, -1 padded
-    """
-    b = deep.shape[0]
-    ok = (deep >= 0) & keep[np.maximum(deep, 0)]
-    slot = np.cumsum(ok, axis=1) - 1
-    take = ok & (slot < n)
-    out = np.full((b, n), -1, dtype=np.int64)
-    r, c = np.nonzero(take)
-    out[r, slot[r, c]] = deep[r, c]
-    again = np.flatnonzero((ok.sum(axis=1) < n) & (deep[:, -1] >= 0))
-    if len(again):
-        out[again] = top_n(np.where(keep[None, :], scores[again], -np.inf), n)[0]
-    return out
-
-
-def _top_among(scores: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
-    """Top-``n`` lists ranked over the columns ``items`` (sorted item indices) only, (b, n) int64."""
-    if len(items) == 0:
-        return np.full((scores.shape[0], n), -1, dtype=np.int64)
-    idx, _ = top_n(scores[:, items], n)
-    return np.where(idx >= 0, items[np.maximum(idx, 0)], -1)
 
 
 def _sample_roc(scores, rel, excl, n_neg, rng, pos_out, neg_out) -> None:

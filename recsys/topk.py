@@ -1,5 +1,5 @@
 """Top-n per row of a dense score block: one implementation for models, evaluators and exact
-retrieval (ties ordered by item index, deterministically at every depth)."""
+retrieval."""
 
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if k < m:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         vals = np.take_along_axis(scores, part, axis=1)
-        # argpartition breaks ties at the boundary arbitrarily: where items tied with the k-th
-        # score are left out, take the tied ones with the lowest indices, so every list (and
-        # every top-n depth) orders ties by item index
-        kth = vals.min(axis=1)
-        short = np.flatnonzero((scores == kth[:, None]).sum(axis=1) > (vals == kth[:, None]).sum(axis=1))
-        for i in short:
-            above = np.flatnonzero(scores[i] > kth[i])
-            tied = np.flatnonzero(scores[i] == kth[i])[: k - len(above)]
-            part[i] = np.concatenate([above, tied])
-        if len(short):
-            vals = np.take_along_axis(scores, part, axis=1)
     else:
         part = np.broadcast_to(np.arange(m), (b, m)).copy()
         vals = np.take_along_axis(scores, part, axis=1)
