@@ -173,6 +173,13 @@ def fit_bundle(model_name: str, out: str | Path, dataset: str | None = None, log
     fit_model(model, train, aligned, val)
     log_fn(f"fitted {model_name} on {train.n_users} users x {train.n_items} items ({train.nnz} interactions) "
            f"in {time.perf_counter() - t0:.1f}s")
+    if val is not None and val.nnz:  # the same below-popularity check as avrec evaluate, on val
+        from recsys.sanity import PopularityCheck
+
+        check = PopularityCheck(train, val)
+        check.add(model_name, model)
+        for line in check.warnings():
+            log_fn(f"warning: {line}")
     index_items(model, exact, log_fn)
     # search needs the media blocks of a text bundle (items without words are found by them)
     keep = model.uses_features or text is not None

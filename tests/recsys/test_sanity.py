@@ -33,3 +33,25 @@ def test_popularity_check_names_the_collapsed_als():
     assert "popularity" in check.metrics
     assert [line.split(" ")[0] for line in lines] == ["als"], lines
     assert check.metrics["als:auto"]["recall@20"] > 1.5 * check.metrics["popularity"]["recall@20"]
+
+
+def test_avrec_fit_warns_about_a_model_below_popularity(tmp_path):
+    """`avrec fit` on a split folder with a val part runs the same check as `avrec evaluate`."""
+    import csv
+
+    from recsys.jobs.fit import fit_bundle
+
+    split = planted_catalog(seed=0).split()
+    for name, part in (("train", split.train), ("val", split.val), ("test", split.test)):
+        with open(tmp_path / f"{name}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["user_id", "item_id"])
+            for u, i in zip(*part.matrix.nonzero()):
+                w.writerow([part.user_ids[u], part.item_ids[i]])
+    lines: list[str] = []
+    fit_bundle("als", tmp_path / "bundle", dataset=str(tmp_path), log_fn=lines.append,
+               params={"factors": 256, "regularization": 100.0, "alpha": 3.0, "bm25_b": 0.5, "iterations": 10})
+    assert any(line.startswith("warning: als ") and "popularity" in line for line in lines), lines
+    lines.clear()
+    fit_bundle("als", tmp_path / "bundle2", dataset=str(tmp_path), log_fn=lines.append)
+    assert not any(line.startswith("warning:") for line in lines), lines
