@@ -44,6 +44,9 @@ ENCODER_JSON = "encoder.json"
 ENCODER_NPZ = "encoder.npz"
 LEXICAL_VERSION = "1"
 DEFAULT_TEXT_DIM = 128
+#: at most this many texts are encoded by :meth:`LexicalEncoder.terms` (search queries); more go
+#: through scikit-learn's vectorised ``transform``
+FEW_TEXTS = 8
 _WORD_RE = re.compile(r"\w", re.UNICODE)
 
 
@@ -126,6 +129,7 @@ class LexicalEncoder(TextEncoder):
         from sklearn.decomposition import TruncatedSVD
 
         texts = [t for t in texts if has_words(t)]
+        self.__dict__.pop("_fast_", None)  # analyzers of a previous fit
         if len(texts) < 2:
             raise DataError(f"the lexical text encoder needs at least 2 items with text, got {len(texts)}")
         self.word_, self.char_ = self._vectorizers()
@@ -162,7 +166,49 @@ class LexicalEncoder(TextEncoder):
     def rows(self, texts: Sequence[str]) -> sp.csr_matrix:
         """(n, V) float32 CSR, unit rows (zero rows for texts with no known n-gram)."""
         self._check_fitted()
+        if len(texts) <= FEW_TEXTS:
+            return _csr_rows([self.terms(t) for t in texts], self.vocabulary_size)
         return self._tfidf(texts)
+
+    def terms(self, text: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """One text's unit row as ``(columns, weights)``: the same row as :meth:`rows`, computed directly.
+
+        A search query is one short text, and scikit-learn's ``transform`` spends ~1 ms on input
+        checks and sparse bookkeeping for it; here its own analyzers (the same tokenisation,
+        lowercasing, accent stripping and n-grams) feed the TF-IDF arithmetic of
+        ``TfidfVectorizer(sublinear_tf=True)``: ``(1 + log count) * idf``, each vectorizer's row
+        unit-normalised, the two weighted by ``sqrt(w)`` and ``sqrt(1 - w)`` and renormalised.
+
+        Returns
+        -------
+        columns : (m,) int64, increasing
+        weights : (m,) float32, unit norm (both empty when no n-gram of the text is known)
+        """
+        self._check_fitted()
+        text = "" if text is None else str(text)
+        if not hasattr(self, "_fast_"):
+            self._fast_ = _fast_parts(self)
+        cols, vals = [], []
+        for analyze, vocab, idf, offset, scale in self._fast_:
+            if scale == 0.0:  # word_weight 0 or 1: that half adds nothing (scikit-learn stores no entry either)
+                continue
+            counts: dict[int, int] = {}
+            for gram in analyze(text):
+                j = vocab.get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            j = np.fromiter(counts.keys(), np.int64, len(counts))
+            w = (1.0 + np.log(np.fromiter(counts.values(), np.float64, len(counts)))) * idf[j]
+            w *= scale / np.sqrt(w @ w)
+            cols.append(j + offset)
+            vals.append(w)
+        if not cols:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        j, w = np.concatenate(cols), np.concatenate(vals)
+        order = np.argsort(j)
+        return j[order], (w[order] / np.sqrt(w @ w)).astype(np.float32)
 
     def _tfidf(self, texts: Sequence[str]) -> sp.csr_matrix:
         from sklearn import config_context
@@ -286,6 +332,30 @@ class SemanticEncoder(TextEncoder):
                 "dim": self.dim}
         (d / ENCODER_JSON).write_text(json.dumps(meta, sort_keys=True))
         return d
+
+
+def _fast_parts(enc: LexicalEncoder) -> list[tuple]:
+    """Per vectorizer of ``enc``: ``(analyzer, vocabulary, idf, column offset, weight)``, as :meth:`terms` reads them."""
+    parts = []
+    offset = 0
+    if enc.word_ is not None:
+        parts.append((enc.word_.build_analyzer(), enc.word_.vocabulary_, np.asarray(enc.word_.idf_, np.float64),
+                      0, np.sqrt(enc.word_weight)))
+        offset = len(enc.word_.vocabulary_)
+    scale = 1.0 if enc.word_ is None else np.sqrt(1.0 - enc.word_weight)
+    parts.append((enc.char_.build_analyzer(), enc.char_.vocabulary_, np.asarray(enc.char_.idf_, np.float64),
+                  offset, scale))
+    return parts
+
+
+def _csr_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]], width: int) -> sp.csr_matrix:
+    """(len(rows), width) float32 CSR from ``(columns, weights)`` pairs."""
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    indptr[1:] = np.cumsum([len(j) for j, _ in rows])
+    indices = np.concatenate([j for j, _ in rows]) if rows else np.zeros(0, np.int64)
+    data = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
+    return sp.csr_matrix((data.astype(np.float32, copy=False), indices.astype(np.int32), indptr.astype(np.int32)),
+                         shape=(len(rows), width))
 
 
 def _vocabulary(vectorizer) -> dict[str, int] | None:

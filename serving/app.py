@@ -59,7 +59,7 @@ from recsys.errors import AvrecError, ConfigError, DataError, MediaDecodeError, 
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import MULTIPROC_ENV, MetricsMiddleware, ServingMetrics, multiprocess_dir
 from serving.query_cache import DEFAULT_SIZE, QueryCache
-from serving.reload import Reloader, ReloadError, Served
+from serving.reload import Reloader, ReloadError, Served, settle_heap
 from serving.search import DEFAULT_USER_WEIGHT, MAX_QUERY_CHARS
 from serving.search_service import SearchService
 from serving.service import (DuplicateIdError, RecommendationService, RegistrationDisabledError, RegistryWriteError,
@@ -361,6 +361,7 @@ def create_app(bundle, media_root: str | Path | None = None, token: str | None =
         # loading, replaying registrations and building the search index (which also loads the
         # libraries queries use) happen before the BLAS limit below: see SearchService.warm()
         await run_in_threadpool(reloader.start, bundle)
+        settle_heap()
         # One BLAS thread per call while serving. A request scores one user: (1, f) x (f, n_items)
         # products that are memory-bound, where BLAS threads only add hand-off and, on a busy
         # machine, spinning (TikTok, 2 busy cores: ALS 18 ms a request with 2 BLAS threads, 1.4 ms

@@ -115,6 +115,8 @@ class TextSearch:
 
     def relevance(self, queries: Sequence[str]) -> np.ndarray:
         """(m, n_items) float32 relevance (module docstring); ``-inf`` for items that cannot be found."""
+        if len(queries) == 1 and hasattr(self.encoder, "terms") and sp.issparse(self.words_t_):
+            return self._relevance_one(queries[0])[None, :]
         q = self.query_rows(queries)
         words = q @ self.words_t_
         words = words.toarray() if sp.issparse(words) else np.asarray(words)
@@ -123,6 +125,31 @@ class TextSearch:
         rel *= self.a_
         rel += (1.0 - self.a_) * (self.encoder.coords(q) @ self.media_.T)
         rel[:, ~self.findable_] = -np.inf
+        return rel
+
+    def _relevance_one(self, query: str) -> np.ndarray:
+        """:meth:`relevance` of one lexical query, (n_items,) float32, without sparse-matrix products.
+
+        A query has a few dozen n-grams; its word cosines are the sum of their item rows in the
+        transposed TF-IDF matrix (gathered and summed with one ``bincount``), and its dense
+        coordinates the weighted sum of their SVD component rows. Equal to the general path
+        (tested); about a tenth of scipy's per-product overhead for one row.
+        """
+        cols, w = self.encoder.terms(check_query(query))
+        if len(cols) == 0:
+            raise QueryError(f"no word of the query {query!r} occurs in this catalog's text; try other words")
+        t = self.words_t_
+        starts, ends = t.indptr[cols], t.indptr[cols + 1]
+        lens = ends - starts
+        # positions of every stored entry of the query's rows: starts[j], .., ends[j] - 1 for each j
+        pos = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+        words = np.bincount(t.indices[pos], weights=t.data[pos] * np.repeat(w, lens), minlength=t.shape[1])
+        rel = np.zeros(self.n_items, np.float32)
+        rel[: t.shape[1]] = words
+        rel *= self.a_
+        coords = w @ self.encoder.components_t_[cols]
+        rel += (1.0 - self.a_) * (self.media_ @ coords)
+        rel[~self.findable_] = -np.inf
         return rel
 
     def pool(self, query: str, k: int, cache=None) -> tuple[np.ndarray, np.ndarray]:

@@ -45,6 +45,22 @@ def test_lexical_state_round_trip_is_exact(lexical, tmp_path):
     np.testing.assert_array_equal(again.encode(DOCS), lexical.encode(DOCS))
 
 
+@pytest.mark.parametrize("word_weight", [0.5, 0.0, 1.0])
+def test_one_text_rows_equal_scikit_learns_vectorised_rows(word_weight):
+    """The direct path for a few texts (search queries) gives scikit-learn's TF-IDF rows."""
+    enc = LexicalEncoder(dim=4, word_weight=word_weight).fit(DOCS + ["Café crème naïve résumé", "rain rain rain"])
+    texts = ["rain on a tin roof", "Rain RAIN rain!!", "pianno lulaby", "café creme", "zzzz qqq", "", None,
+             "dog", "a", "  the dog,  the DOG  "]
+    direct = enc.rows(texts[:8])  # few texts: the direct path
+    assert len(texts[:8]) <= 8 and len(texts) > 8
+    vectorised = enc.rows(texts)  # many texts: scikit-learn's transform
+    assert direct.shape == (8, enc.vocabulary_size) and direct.dtype == np.float32
+    np.testing.assert_allclose(direct.toarray(), vectorised[:8].toarray(), atol=1e-6)
+    cols, w = enc.terms("rain on a tin roof")
+    assert (np.diff(cols) > 0).all() and abs(float(w @ w) - 1.0) < 1e-5
+    assert len(enc.terms("zzzz qqq")[0]) == 0
+
+
 def test_dense_coordinates_give_the_cosine_with_the_reconstruction(lexical):
     """coords(q) . p == cos(q, p @ components) for unit p: projected and exact scores share a scale."""
     rng = np.random.default_rng(0)

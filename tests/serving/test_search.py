@@ -96,6 +96,16 @@ def test_text_matches_plurals_and_typos(search):
         assert top[0]["matched_by"].startswith("text")
 
 
+def test_one_query_relevance_equals_the_matrix_path(search):
+    """A single query is scored without sparse products (serving's path); it equals the general one."""
+    ts = search._text_search()
+    queries = ["storms", "pianno", "drum kit rain", "zzzz storm"]
+    one = np.stack([ts.relevance([q])[0] for q in queries])
+    both = ts.relevance(queries + ["drums"])[: len(queries)]  # several queries: the matrix path
+    np.testing.assert_allclose(one, both, atol=1e-5)
+    assert np.isneginf(one).sum() == np.isneginf(both).sum()
+
+
 def test_a_user_changes_the_order_and_user_weight_zero_is_relevance(search):
     users = search.service.interactions.user_ids[:6].tolist()
     orders = {tuple(it["item_id"] for it in search.search("rain", user_id=u, n=10)["items"]) for u in users}
