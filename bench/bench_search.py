@@ -106,22 +106,6 @@ def make_bundle(dataset: Path, out: Path) -> tuple[Path, list[list[str]]]:
     return path, topics
 
 
-def _tree_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (user + system) of a process and its descendants, from /proc (None elsewhere)."""
-    try:
-        tick = os.sysconf("SC_CLK_TCK")
-        total, todo = 0.0, [pid]
-        while todo:
-            p = todo.pop()
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        return total
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _workdir_bundle(dataset: Path, workdir: Path) -> tuple[Path, list[list[str]]]:
     """The bench bundle and its topic words, built once in ``workdir`` and reused after."""
     bundle, topics = workdir / "bundle", workdir / "topics.json"
@@ -138,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_serving import _load as httpx_load
     from bench_serving import start_server, stop_server
     from http_load import load as light_load
+    from http_load import tree_cpu_seconds as _tree_cpu_seconds
 
     from serving.bundle import load_bundle
     from serving.metrics import parse_exposition, route_summary

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tiktok"
 
 
@@ -142,29 +144,40 @@ async def _load(url: str, paths: list[str], concurrency: int, max_seconds: float
     return {"n": done, "errors": errors, "seconds": seconds, "latencies": lat[:done]}
 
 
-def bench_http(bundle: Path, n_requests: int, concurrency: int, rounds: int, max_seconds: float, seed: int = 0) -> dict:
+def bench_http(bundle: Path, n_requests: int, concurrency: int, rounds: int, max_seconds: float, seed: int = 0,
+               client: str = "light", workers: int = 1) -> dict:
     """Alternating rounds of /health and /users/{id}/recommendations against one server."""
     import httpx
+    from http_load import load as light_load
+    from http_load import tree_cpu_seconds
 
     from serving.bundle import load_bundle
 
+    fetch = light_load if client == "light" else _load
     x = load_bundle(bundle, verify=False).interactions
     users = x.user_ids[x.active_users()]
     rng = np.random.default_rng(seed)
-    proc, url = start_server(bundle)
+    proc, url = start_server(bundle, ("--workers", str(workers)))
+    cpu = {"health": 0.0, "recommendations": 0.0}
     try:
         per_round = max(1, n_requests // rounds)
         routes = {"health": lambda k: ["/health"] * k,
                   "recommendations": lambda k: [f"/users/{u}/recommendations?n=10" for u in rng.choice(users, k)]}
         for make in routes.values():  # warm-up: connections, first-call caches, BLAS threads
-            asyncio.run(_load(url, make(200), concurrency, max_seconds))
+            asyncio.run(fetch(url, make(200), concurrency, max_seconds))
         acc = {name: [] for name in routes}
         for _ in range(rounds):
             for name, make in routes.items():
-                acc[name].append(asyncio.run(_load(url, make(per_round), concurrency, max_seconds / rounds / 2)))
+                s0 = tree_cpu_seconds(proc.pid)
+                acc[name].append(asyncio.run(fetch(url, make(per_round), concurrency, max_seconds / rounds / 2)))
+                s1 = tree_cpu_seconds(proc.pid)
+                cpu[name] += (s1 - s0) if s0 is not None and s1 is not None else float("nan")
         from serving.metrics import route_summary
 
-        server = route_summary(httpx.get(f"{url}/metrics").text)  # quantiles estimated from the histogram
+        text = httpx.get(f"{url}/metrics").text
+        server = route_summary(text)  # quantiles estimated from the histogram
+        samples = {name: value for name, _, value in _samples(text)}
+        batch = samples.get("avrec_recommend_batched_users_total", 0) / max(samples.get("avrec_recommend_batches_total", 0), 1)
     finally:
         stop_server(proc)
     out = {}
@@ -174,8 +187,10 @@ def bench_http(bundle: Path, n_requests: int, concurrency: int, rounds: int, max
         route = "GET /health" if name == "health" else "GET /users/{user_id}/recommendations"
         out[name] = {"n": n, "errors": sum(p["errors"] for p in parts), "rps": n / secs,
                      "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                     "server_p50": server[route]["p50_ms"], "server_p99": server[route]["p99_ms"]}
+                     "server_p50": server[route]["p50_ms"], "server_p99": server[route]["p99_ms"],
+                     "server_cpu_ms": 1e3 * cpu[name] / max(n, 1)}
     out["ratio"] = out["recommendations"]["rps"] / out["health"]["rps"]
+    out["mean_batch"] = batch
     out["ok"] = (out["ratio"] >= 0.5 and out["recommendations"]["p99"] <= 25
                  and out["recommendations"]["errors"] == 0 and out["health"]["errors"] == 0)
     return out
@@ -183,14 +198,22 @@ def bench_http(bundle: Path, n_requests: int, concurrency: int, rounds: int, max
 
 def print_http(title: str, r: dict) -> None:
     print(f"    {'route':<38}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
-          f"{'server p50':>11}{'server p99':>11}")
+          f"{'server p50':>11}{'server p99':>11}{'server CPU':>11}")
     for name, path in (("health", "GET /health"), ("recommendations", "GET /users/{id}/recommendations?n=10")):
         s = r[name]
         print(f"    {path:<38}{s['n']:>9}{s['errors']:>7}{s['rps']:>9.0f}{s['p50']:>8.2f}{s['p99']:>8.2f}"
-              f"{s['server_p50']:>11.2f}{s['server_p99']:>11.2f}")
+              f"{s['server_p50']:>11.2f}{s['server_p99']:>11.2f}{s['server_cpu_ms']:>8.2f} ms")
     print(f"    {title}: throughput ratio recommendations/health {r['ratio']:.2f} (target >= 0.50), "
           f"p99 {r['recommendations']['p99']:.1f} ms (target <= 25), errors "
-          f"{r['recommendations']['errors'] + r['health']['errors']} -> {'PASS' if r['ok'] else 'MISS'}")
+          f"{r['recommendations']['errors'] + r['health']['errors']} -> {'PASS' if r['ok'] else 'MISS'} "
+          f"(mean batch {r['mean_batch']:.2f} users a model call)")
+
+
+def _samples(text: str):
+    """(name, labels, value) of every sample of a Prometheus exposition."""
+    from serving.metrics import parse_exposition
+
+    return [s for family in parse_exposition(text).values() for s in family]
 
 
 # ---------------------------------------------------------------------------- batch
@@ -234,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=None, help="requests per route (default 4000, quick 1000)")
     ap.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="time cap of the load per bundle")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (avrec serve --workers)")
+    ap.add_argument("--client", choices=("light", "httpx"), default="light",
+                    help="load client: bench/http_load.py (default, ~0.1 ms CPU a request) or httpx (~1.5 ms: "
+                         "on 2 shared cores its own queueing is most of the measured tail, see bench_search.py)")
+    ap.add_argument("--skip-als", action="store_true", help="load-test only the --hybrid bundle (and the batch part)")
     args = ap.parse_args(argv)
     n_requests = args.requests or (1000 if args.quick else 4000)
     repeats = 2 if args.quick else 3
@@ -247,13 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         name = dataset.name if dataset else "synthetic"
         als = make_bundle("als", tmp / "als", dataset, log)
         print(f"(a) HTTP load on loopback, {name}: {n_requests} requests per route, {args.concurrency} in flight, "
-              f"4 alternating rounds, avrec serve (1 worker)", flush=True)
-        results = {"als": bench_http(als, n_requests, args.concurrency, 4, args.max_seconds)}
-        print_http("ALS bundle", results["als"])
+              f"4 alternating rounds, avrec serve ({args.workers} worker(s)), {args.client} client; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        http = dict(client=args.client, workers=args.workers)
+        results = {}
+        if not (args.skip_als and args.hybrid):
+            results["als"] = bench_http(als, n_requests, args.concurrency, 4, args.max_seconds, **http)
+            print_http("ALS bundle", results["als"])
         if args.hybrid:
             hybrid = (make_bundle("hybrid", tmp / "hybrid", dataset, log) if args.hybrid == "fit"
                       else Path(args.hybrid))
-            results["hybrid"] = bench_http(hybrid, n_requests, args.concurrency, 4, args.max_seconds)
+            results["hybrid"] = bench_http(hybrid, n_requests, args.concurrency, 4, args.max_seconds, **http)
             print_http("hybrid bundle", results["hybrid"])
         b = bench_batch(als, tmp, repeats)
         print(f"(b) top-100 lists of {b['users']} users x {b['items']} items ({b['rows']} rows, Parquet) "

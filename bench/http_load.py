@@ -17,8 +17,10 @@ connection is opened again.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -98,3 +100,19 @@ async def load(url: str, paths: list[str], concurrency: int, max_seconds: float,
     if keep:
         out |= {"statuses": statuses[:done], "bodies": bodies[:done]}
     return out
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) of a process and its descendants, from /proc (None elsewhere)."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        total, todo = 0.0, [pid]
+        while todo:
+            p = todo.pop()
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        return total
+    except (OSError, ValueError, IndexError):
+        return None

@@ -10,6 +10,8 @@ Series (``prometheus_client``; one registry per app, so several apps in one proc
     avrec_bundle_reloads_total{outcome="ok"|"failed"}       counter
     avrec_items, avrec_users, avrec_registered_items        gauges of the served model
     avrec_search_cache_lookups_total{outcome="hit"|"miss"}, avrec_search_cache_entries
+    avrec_recommend_batches_total, avrec_recommend_batched_users_total   known users' lists computed
+                                                                  together (serving.batching)
 
 ``route`` is the route *template* (``/users/{user_id}/recommendations``), never the raw path, so
 the number of series stays bounded however many ids clients send; requests that match no route
@@ -88,6 +90,11 @@ class ServedStateCollector:
         yield GaugeMetricFamily("avrec_items", "Items of the served model, registered ones included",
                                 value=d["n_items"])
         yield GaugeMetricFamily("avrec_users", "Users of the served model", value=d["n_users"])
+        batcher = served.service.batcher
+        yield CounterMetricFamily("avrec_recommend_batches", "Model calls that computed known users' lists "
+                                  "(serving.batching; restarts at a reload)", value=batcher.batches)
+        yield CounterMetricFamily("avrec_recommend_batched_users", "Lists those calls computed: divided by "
+                                  "avrec_recommend_batches_total, the mean batch size", value=batcher.requests)
         yield GaugeMetricFamily("avrec_registered_items",
                                 "Items added with POST /items since the bundle was loaded (log replay included)",
                                 value=d["registered_items"])

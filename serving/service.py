@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from recsys.errors import BundleError, ConfigError, DataError, MediaDecodeError, UnknownIdError
 from recsys.models.content import l2_rows
+from serving.batching import Batcher
 from serving.bundle import Bundle
 from serving.registry import RegistrationLog
 
@@ -70,6 +71,8 @@ class RecommendationService:
         self.registry = registry
         self.n_registered = 0
         self._lock = threading.Lock()
+        # known users' lists of requests waiting together are computed in one model call
+        self.batcher = Batcher(self._recommend_known)
         self._unit_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # set by a hot reload (serving.reload): the service now served instead of this one
         self._successor: RecommendationService | None = None
@@ -107,11 +110,24 @@ class RecommendationService:
         with self._lock:
             u = self.user_index(user_id)
             known = u >= 0 and self.model.knows_user(u)
-            # a known user's row comes from the model's training data; an unknown one has no
-            # history and gets the model's cold-start answer (popularity for the CF models)
-            history = None if u >= 0 else sp.csr_matrix((1, self.model.n_items_), dtype=np.float32)
-            idx, scores = self.model.recommend(u, history, n=n, filter_seen=exclude_seen)
-            return {"user_id": user_id, "known_user": bool(known), "items": self._items_out(idx, scores)}
+            if u < 0:
+                # an unknown user has no history and gets the model's cold-start answer
+                # (popularity for the CF models)
+                history = sp.csr_matrix((1, self.model.n_items_), dtype=np.float32)
+                idx, scores = self.model.recommend(u, history, n=n, filter_seen=exclude_seen)
+                return {"user_id": user_id, "known_user": False, "items": self._items_out(idx, scores)}
+        # a user of the training data: the row comes from it, batched with other waiting requests
+        idx, scores = self.batcher.submit(u, group=(int(n), bool(exclude_seen)))
+        with self._lock:
+            items = self._items_out(idx, scores)
+        return {"user_id": user_id, "known_user": bool(known), "items": items}
+
+    def _recommend_known(self, group: tuple[int, bool], users: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:class:`~serving.batching.Batcher`'s call: lists of users of the training data, one model call."""
+        n, exclude_seen = group
+        with self._lock:
+            idx, scores = self.model.recommend(np.asarray(users, dtype=np.int64), None, n=n, filter_seen=exclude_seen)
+        return list(zip(idx, scores))
 
     def recommend_history(self, items: list[Any], n: int = 10, exclude_seen: bool = True,
                           weights: list[float] | None = None) -> dict[str, Any]:

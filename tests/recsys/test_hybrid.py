@@ -237,12 +237,16 @@ def _dense_lists(model, users, rows, n):
     return Recommender.recommend(model, users, rows, n=n)
 
 
-def test_candidate_only_serving_gives_the_dense_lists(hybrid, data):
+@pytest.mark.parametrize("keep_rows", [True, False], ids=["exact-rows", "moments"])
+def test_candidate_only_serving_gives_the_dense_lists(hybrid, data, keep_rows, monkeypatch):
     """recommend() scores only candidate pairs (item moments, gathered dot products, sparse kNN
     rows); lists and scores equal the dense path's for known users, folded-in new users and a
-    grown catalog."""
+    grown catalog. Both ways of an embedding component: exact retrieval's kept score rows, and
+    the closed-form moments + gathered dot products an approximate index needs."""
     from recsys.models import candidate_scoring as cs
 
+    if not keep_rows:
+        monkeypatch.setattr(cs, "ROW_CELLS", 0)
     train = data[0]
     assert hybrid.serves_from_candidates()
     users = np.arange(N_USERS)
@@ -257,7 +261,10 @@ def test_candidate_only_serving_gives_the_dense_lists(hybrid, data):
     for name, comp in hybrid._sources(hybrid):
         dense = comp.scores(users, rows)
         dense[np.repeat(users, np.diff(rows.indptr)), rows.indices] = np.nan
-        st = cs.source_for(comp, users, rows, {}).row_stats()
+        view = cs.source_for(comp, users, rows, {})
+        if isinstance(view, cs.EmbeddingSource):
+            assert (view.scores_ is not None) == keep_rows
+        st = view.row_stats()
         np.testing.assert_allclose(st.mean, np.nanmean(dense, axis=1), rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(st.std, np.nanstd(dense, axis=1), rtol=1e-4, atol=1e-5, err_msg=name)
 
