@@ -1,7 +1,11 @@
 """Benchmarks of the serving layer, each against a baseline measured in the same run.
 
-(a) HTTP load on loopback: ``avrec serve`` as a subprocess, a concurrent asyncio client (httpx,
-    a bounded number of requests in flight, bounded in count and in time). Throughput and
+(a) HTTP load on loopback: ``avrec serve`` as a subprocess, a concurrent asyncio client (a
+    bounded number of requests in flight, bounded in count and in time): by default the light
+    keep-alive client of ``bench/http_load.py`` (~0.1 ms of CPU a request); ``--client httpx``
+    is the client the targets were first measured with (~1.5 ms a request, which caps /health
+    and so flatters the ratio below). Server CPU per request and the mean batch of the
+    request batching (``serving/batching.py``) are printed too. Throughput and
     p50/p99 latency of ``GET /users/{id}/recommendations?n=10`` (random known users) next to
     ``GET /health`` (the cost of HTTP + FastAPI alone), in alternating rounds so drift in machine
     load hits both. Client-side latencies include the client; the server's own quantiles (from
@@ -15,7 +19,8 @@
 Without the TikTok folder a synthetic log of the same size (9k users x 7k items, 60k
 interactions, power-law item popularity) stands in.
 
-Usage: ``python bench/bench_serving.py [--quick] [--hybrid [BUNDLE]] [--dataset ../shared/data/tiktok]``
+Usage: ``python bench/bench_serving.py [--quick] [--hybrid [BUNDLE]] [--skip-als] [--workers N]
+[--client light|httpx] [--dataset ../shared/data/tiktok]``
 """
 
 from __future__ import annotations
