@@ -8,7 +8,9 @@ the calls are made once), so under concurrent load throughput rises and the queu
 
 How (no timer, no extra thread): a request puts its key in the queue. If no batch is being
 computed, it becomes the *leader*: it takes every waiting key (up to ``max_batch``), computes them
-in one call outside the queue lock, hands each waiting request its result and wakes them. A
+in one call outside the queue lock, hands each waiting request its result and wakes them. Under
+concurrent load the leader first waits a moment for the requests on their way (at most
+``linger``, and never longer than a model call takes on average). A
 request that arrives during a computation waits and is served by the next leader, the first of
 the waiting requests to wake. With one request in flight nothing waits: a batch of one, computed
 at once, so an idle server answers as fast as before.
@@ -72,6 +74,7 @@ class Batcher:
         # whether the last batch showed concurrent load: it had company, or others queued meanwhile
         self._loaded = False
         self._lingering = False
+        self._call_s = float(linger)  # running mean of a model call's seconds (starts at the cap)
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # sizes of the last batches
         self._cv = threading.Condition()
         self._queue: list[_Slot] = []
@@ -99,7 +102,10 @@ class Batcher:
                 # the server has been seeing). Not the last batch's size: under a closed loop that
                 # locks into cohorts that never merge (measured: batches of 2 at 4 in flight).
                 self._busy = self._lingering = True
-                deadline = time.monotonic() + self.linger
+                # never longer than a model call takes: waiting more than one call costs the
+                # waiting requests more than computing them in the next call would (an ALS list
+                # is ~0.3 ms, a hybrid batch several ms)
+                deadline = time.monotonic() + min(self.linger, self._call_s)
                 want = min(max(max(self._recent, default=self.max_batch), 2), self.max_batch)
                 while sum(s.group == group for s in self._queue) < want:
                     left = deadline - time.monotonic()
@@ -114,9 +120,12 @@ class Batcher:
             taken = {id(s) for s in batch}
             self._queue = [s for s in self._queue if id(s) not in taken]
             self._busy = True
+        t0 = time.perf_counter()
         try:
             self._run(group, batch)
         finally:
+            # a running mean of a model call's wall time (the linger's cap)
+            self._call_s += 0.2 * (time.perf_counter() - t0 - self._call_s)
             with self._cv:
                 self._busy = False
                 self._loaded = len(batch) > 1 or bool(self._queue)
