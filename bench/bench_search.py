@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     hits = lookups1.get("hit", 0) - lookups0.get("hit", 0)
     total = hits + lookups1.get("miss", 0) - lookups0.get("miss", 0)
     s = res["search"]
-    print(f"    server p99: estimated from the /metrics histogram (whole run, warm-up included), time inside the app; "
-          f"CPU: per request, server processes and client process")
+    print("    server p99: estimated from the /metrics histogram (whole run, warm-up included), time inside the app; "
+          "CPU: per request, server processes and client process")
     print(f"    search cache: {hits:.0f} hits of {total:.0f} lookups ({hits / max(total, 1):.0%}; uniform queries)"
           f"{', summed over workers, each with its own cache' if args.workers > 1 else ''}")
     print(f"    Little's law (closed loop): {args.concurrency} in flight / {s['rps']:.0f} req/s = "

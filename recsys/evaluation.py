@@ -34,7 +34,8 @@ import scipy.sparse as sp
 
 from recsys import metrics as M
 from recsys.data.interactions import Interactions, check_disjoint
-from recsys.errors import ConfigError, DataError
+from recsys.errors import ConfigError
+from recsys.metrics.inputs import check_scores_finite_rows
 from recsys.models.base import Recommender, batch_size_for, mask_seen, top_n
 
 RANKING_METRICS = ("precision", "recall", "f1", "ndcg", "map", "mrr", "hit_rate")
@@ -247,12 +248,7 @@ def _auc_by_segment(
     dict of name -> (correct, n_pos, n_neg), each (b,) float64, as ``M.auc_counts`` returns
     """
     b, n_items = scores.shape
-    if np.isnan(scores.max(initial=-np.inf)):  # one reduction; the rows are found only on failure
-        rows = np.flatnonzero(np.isnan(scores).any(axis=1))
-        raise DataError(
-            f"scores contain NaN in {rows.size} of {b} rows (first row {int(rows[0])}); "
-            "a model must score every item"
-        )
+    check_scores_finite_rows(scores)
     rel_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(rel.indptr))
     exc_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(excl.indptr))
     n_pos_all = np.diff(rel.indptr).astype(np.float64)

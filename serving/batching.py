@@ -146,23 +146,17 @@ class Batcher:
                 raise RuntimeError(f"compute returned {len(results)} results for {len(batch)} keys")
             for s, r in zip(batch, results):
                 s.result = r
-        except BaseException:
+        except BaseException as exc:
             if len(batch) == 1:
-                batch[0].error = _current_error()
+                batch[0].error = exc
             else:  # one bad key must not fail the others: each alone, its own error
                 for s in batch:
                     try:
                         s.result = self.compute(group, [s.key])[0]
-                    except BaseException:
-                        s.error = _current_error()
+                    except BaseException as one:
+                        s.error = one
         for s in batch:
             s.done = True
-
-
-def _current_error() -> BaseException:
-    import sys
-
-    return sys.exc_info()[1]
 
 
 def _outcome(slot: _Slot) -> Any:

@@ -109,8 +109,7 @@ class TextSearch:
         q = self.encoder.rows([check_query(t) for t in queries])
         norms = np.asarray(abs(q).sum(axis=1)).ravel() if sp.issparse(q) else np.abs(q).sum(axis=1)
         if (norms == 0).any():
-            bad = queries[int(np.flatnonzero(norms == 0)[0])]
-            raise QueryError(f"no word of the query {bad!r} occurs in this catalog's text; try other words")
+            raise _unknown_words(queries[int(np.flatnonzero(norms == 0)[0])])
         return q
 
     def relevance(self, queries: Sequence[str]) -> np.ndarray:
@@ -120,12 +119,7 @@ class TextSearch:
         q = self.query_rows(queries)
         words = q @ self.words_t_
         words = words.toarray() if sp.issparse(words) else np.asarray(words)
-        rel = np.zeros((len(queries), self.n_items), np.float32)
-        rel[:, : words.shape[1]] = words
-        rel *= self.a_
-        rel += (1.0 - self.a_) * (self.encoder.coords(q) @ self.media_.T)
-        rel[:, ~self.findable_] = -np.inf
-        return rel
+        return self._mix(words, self.encoder.coords(q))
 
     def _relevance_one(self, query: str) -> np.ndarray:
         """:meth:`relevance` of one lexical query, (n_items,) float32, without sparse-matrix products.
@@ -137,19 +131,23 @@ class TextSearch:
         """
         cols, w = self.encoder.terms(check_query(query))
         if len(cols) == 0:
-            raise QueryError(f"no word of the query {query!r} occurs in this catalog's text; try other words")
+            raise _unknown_words(query)
         t = self.words_t_
         starts, ends = t.indptr[cols], t.indptr[cols + 1]
         lens = ends - starts
         # positions of every stored entry of the query's rows: starts[j], .., ends[j] - 1 for each j
         pos = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
         words = np.bincount(t.indices[pos], weights=t.data[pos] * np.repeat(w, lens), minlength=t.shape[1])
-        rel = np.zeros(self.n_items, np.float32)
-        rel[: t.shape[1]] = words
+        return self._mix(words[None, :], (w @ self.encoder.components_t_[cols])[None, :])[0]
+
+    def _mix(self, words: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """(m, n_items) float32 relevance from word cosines (m, n_text_items) and dense query
+        coordinates (m, dim): ``a * words + (1 - a) * media . coords``, ``-inf`` where nothing is findable."""
+        rel = np.zeros((len(words), self.n_items), np.float32)
+        rel[:, : words.shape[1]] = words
         rel *= self.a_
-        coords = w @ self.encoder.components_t_[cols]
-        rel += (1.0 - self.a_) * (self.media_ @ coords)
-        rel[~self.findable_] = -np.inf
+        rel += (1.0 - self.a_) * (coords @ self.media_.T)
+        rel[:, ~self.findable_] = -np.inf
         return rel
 
     def pool(self, query: str, k: int, cache=None) -> tuple[np.ndarray, np.ndarray]:
@@ -206,6 +204,10 @@ class TextSearch:
         rel[~(rel > 0)] = -np.inf  # no positive evidence, no tag
         idx, vals = top_n(rel, n)
         return idx, vals, known
+
+
+def _unknown_words(query: str) -> QueryError:
+    return QueryError(f"no word of the query {query!r} occurs in this catalog's text; try other words")
 
 
 def pool_size(n: int, pool: int | None = None) -> int:

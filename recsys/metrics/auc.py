@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys.errors import DataError
-from recsys.metrics.inputs import check_sparse
+from recsys.metrics.inputs import check_scores_finite_rows, check_sparse
 
 # Above this many positives in some row the comparison path (two passes over the batch per positive
 # slot) costs more than one sort of every row, so auc_counts switches to midranks. Measured on
@@ -79,12 +79,7 @@ def auc_counts(
             raise DataError(f"{name} has {m.shape[1]} item columns but scores have {n_items}")
     if method not in ("auto", "compare", "rank"):
         raise DataError(f"method must be 'auto', 'compare' or 'rank', got {method!r}")
-    if np.isnan(s).any():
-        rows = np.flatnonzero(np.isnan(s).any(axis=1))
-        raise DataError(
-            f"scores contain NaN in {rows.size} of {b} rows (first row {int(rows[0])}); "
-            "a model must score every item"
-        )
+    check_scores_finite_rows(s)
 
     rel_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(rel.indptr))
     exc_rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(exc.indptr))

@@ -80,6 +80,23 @@ def check_ranked(ranked: np.ndarray, k: int | None, n_items: int | None) -> tupl
     return top, k
 
 
+def check_scores_finite_rows(scores: np.ndarray) -> None:
+    """Refuse a (b, n_items) score block holding NaN, naming how many rows and the first.
+
+    One reduction on the clean path (``max`` propagates NaN); the rows are found only on failure.
+
+    Raises
+    ------
+    DataError
+    """
+    if np.isnan(scores.max(initial=-np.inf)):
+        rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+        raise DataError(
+            f"scores contain NaN in {rows.size} of {scores.shape[0]} rows (first row {int(rows[0])}); "
+            "a model must score every item"
+        )
+
+
 def check_sparse(
     matrix: sp.spmatrix | sp.sparray, name: str, n_rows: int | None = None
 ) -> sp.csr_matrix:

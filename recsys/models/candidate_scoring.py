@@ -69,6 +69,16 @@ def _stats(total: np.ndarray, squares: np.ndarray, count: np.ndarray) -> RowStat
     return RowStats(mean.astype(np.float32), np.sqrt(var).astype(np.float32))
 
 
+def _top_k_of_rows(s: np.ndarray, k: int) -> np.ndarray:
+    """(b, min(k, n)) positions of the ``k`` largest entries of each row of ``s`` (b, n), unordered;
+    -1 where the entry is not finite (a masked seen item)."""
+    b, n = s.shape
+    k = min(k, n)
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (b, n)).copy()
+    part[~np.isfinite(np.take_along_axis(s, part, axis=1))] = -1
+    return part
+
+
 def _exact_top_k(u: np.ndarray, v: np.ndarray, k: int, rows: sp.csr_matrix) -> np.ndarray:
     """(b, k) indices of the largest ``u . v_j`` per row over unseen items (exact; -1 pads)."""
     b, n = len(u), len(v)
@@ -77,9 +87,7 @@ def _exact_top_k(u: np.ndarray, v: np.ndarray, k: int, rows: sp.csr_matrix) -> n
     if n <= _ITEM_BLOCK:  # one panel: no merging of per-block winners
         s = u @ v.T
         s[r, c] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (b, n)).copy()
-        part[~np.isfinite(np.take_along_axis(s, part, axis=1))] = -1
-        return part
+        return _top_k_of_rows(s, k)
     best_idx = np.full((b, 0), -1, dtype=np.int64)
     best_val = np.full((b, 0), -np.inf, dtype=np.float32)
     for start in range(0, n, _ITEM_BLOCK):
@@ -135,13 +143,8 @@ class EmbeddingSource:
 
     def top_k(self, k: int) -> np.ndarray:
         """(b, k) the top-``k`` unseen items per user (-1 pads)."""
-        s = self.scores_
-        if s is not None:
-            n = s.shape[1]
-            k = min(k, n)
-            part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), s.shape).copy()
-            part[np.isneginf(np.take_along_axis(s, part, axis=1))] = -1
-            return part
+        if self.scores_ is not None:
+            return _top_k_of_rows(self.scores_, k)
         if self.index is not None:
             return self.index.search(self.u, k, exclude=self.rows)[0]
         return _exact_top_k(self.u, self.model._item_vectors(), k, self.rows)

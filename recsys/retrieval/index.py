@@ -50,6 +50,26 @@ _FETCH_CELLS = 4 * 1024 * 1024
 Exclude = sp.spmatrix | sp.sparray | Sequence[np.ndarray] | None
 
 
+def read_manifest(path: Path, fmt: str, version: int, missing: str) -> dict[str, Any]:
+    """The JSON manifest at ``path``, checked to be format ``fmt`` version ``version``.
+
+    Raises
+    ------
+    BundleError
+        No such file (the message ends with ``missing``), invalid JSON, or another format or version.
+    """
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{path} not found: {missing}") from None
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path} is not valid JSON ({e})") from None
+    if manifest.get("format") != fmt or manifest.get("format_version") != version:
+        raise BundleError(f"{path}: expected {fmt} version {version}, got "
+                          f"{manifest.get('format')} version {manifest.get('format_version')}")
+    return manifest
+
+
 class VectorIndex:
     """Top-``k`` retrieval of item vectors by inner product or cosine.
 
@@ -219,15 +239,7 @@ class VectorIndex:
             Missing files, another format or version, or contents that disagree with the manifest.
         """
         d = Path(directory)
-        try:
-            manifest = json.loads((d / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise BundleError(f"{d / MANIFEST} not found: {d} is not a saved vector index") from None
-        except json.JSONDecodeError as e:
-            raise BundleError(f"{d / MANIFEST} is not valid JSON ({e})") from None
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{d / MANIFEST}: expected {FORMAT} version {FORMAT_VERSION}, got "
-                              f"{manifest.get('format')} version {manifest.get('format_version')}")
+        manifest = read_manifest(d / MANIFEST, FORMAT, FORMAT_VERSION, f"{d} is not a saved vector index")
         target = cls._kinds.get(manifest.get("kind"))
         if target is None:
             raise BundleError(f"{d / MANIFEST}: unknown index kind {manifest.get('kind')!r}")

@@ -36,6 +36,7 @@ import numpy as np
 import recsys.retrieval as _retrieval
 from recsys.errors import BundleError
 from recsys.retrieval import ExactIndex, VectorIndex, build_index, load_index
+from recsys.retrieval.index import read_manifest
 from recsys.retrieval.transform import row_norms
 
 #: where :func:`save` writes its manifest inside the directory it is given
@@ -328,16 +329,7 @@ def save(model, directory: str | Path) -> list[Path]:
 
 
 def _read_manifest(d: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((d / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{d / MANIFEST} not found: the bundle's retrieval indexes are missing") from None
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{d / MANIFEST} is not valid JSON ({e})") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{d / MANIFEST}: expected {FORMAT} version {FORMAT_VERSION}, got "
-                          f"{manifest.get('format')} version {manifest.get('format_version')}")
-    return manifest
+    return read_manifest(d / MANIFEST, FORMAT, FORMAT_VERSION, "the bundle's retrieval indexes are missing")
 
 
 def _load_one(d: Path, manifest: dict, key: str, comp, metrics: tuple[str, ...]) -> ItemIndexes:
