@@ -193,6 +193,27 @@ def sample_users(p: dict[str, Any], rng: np.random.Generator) -> dict[str, np.nd
     }
 
 
+def affinity_terms(taste: np.ndarray, energy_pref: np.ndarray, energy_weight: np.ndarray,
+                   cluster: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two user-item terms of the hidden affinity (a user draws items from
+    ``softmax((taste + energy + log popularity) / temperature)``).
+
+    Parameters
+    ----------
+    taste : (m, k) float, rows summing to 1
+    energy_pref, energy_weight : (m,) float
+    cluster : (n,) int, each item's cluster
+    energy : (n,) float in [0, 1]
+
+    Returns
+    -------
+    taste_term, energy_term : (m, n) float64, both <= 0
+    """
+    taste_term = 2.0 * np.log(taste[:, cluster] / taste.max(1, keepdims=True))
+    energy_term = -energy_weight[:, None] * (energy[None, :] - energy_pref[:, None]) ** 2 / 0.08
+    return taste_term, energy_term
+
+
 def simulate_log(p: dict[str, Any], specs: list[dict], users: dict[str, np.ndarray],
               rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Sample the interaction log. Returns column arrays (index-based) and timing facts.
@@ -207,9 +228,8 @@ def simulate_log(p: dict[str, Any], specs: list[dict], users: dict[str, np.ndarr
     popularity = popularity[rng.permutation(n)]
     popularity /= popularity.max()
 
-    taste = users["taste"]
-    taste_term = 2.0 * np.log(taste[:, cluster] / taste.max(1, keepdims=True))  # (m, n), <= 0
-    energy_term = -users["energy_weight"][:, None] * (energy[None, :] - users["energy_pref"][:, None]) ** 2 / 0.08
+    taste_term, energy_term = affinity_terms(users["taste"], users["energy_pref"], users["energy_weight"],
+                                             cluster, energy)
     affinity = taste_term + energy_term + np.log(popularity)[None, :]
     logits = affinity / p["temperature"]
     # Gumbel top-k: count[u] distinct items drawn from softmax(logits[u]) without replacement.
