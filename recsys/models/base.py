@@ -394,6 +394,8 @@ class Recommender(abc.ABC):
             known = (users >= 0) & (users < self.n_users_)
             if len(users) == 1 and known[0]:  # one known user (serving): a slice, no fancy indexing
                 return self.train_.matrix[int(users[0]) : int(users[0]) + 1]
+            if known.all():  # a batch of known users (serving's batches): gather the CSR rows directly
+                return csr_rows(self.train_.matrix, users)
             rows = self.train_.matrix[np.where(known, users, 0)]
             if not known.all():  # unknown users without a history: empty rows
                 rows = rows.tolil()
@@ -531,6 +533,19 @@ class EmbeddingRecommender(Recommender):
             val = np.full((1, n), -np.inf, np.float32)
             idx[0, : len(order)], val[0, : len(order)] = ids[order], vals[order]
         return idx[0], val[0]
+
+
+def csr_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``m[rows]`` (b, n) for a CSR matrix and (b,) row indices, by gathering the rows' stored
+    entries: scipy's fancy row indexing costs ~0.2 ms of checks and conversions per call, as much
+    as the rest of a served batch's bookkeeping. Rows keep their order and their entries' order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = m.indptr[rows], m.indptr[rows + 1]
+    lens = ends - starts
+    indptr = np.zeros(len(rows) + 1, dtype=m.indptr.dtype)
+    np.cumsum(lens, out=indptr[1:])
+    pos = np.repeat(starts - indptr[:-1], lens) + np.arange(indptr[-1])
+    return sp.csr_matrix((m.data[pos], m.indices[pos], indptr), shape=(len(rows), m.shape[1]))
 
 
 def pad_rows(a: np.ndarray, m: int, values: np.ndarray | None = None) -> np.ndarray:

@@ -69,6 +69,19 @@ def _stats(total: np.ndarray, squares: np.ndarray, count: np.ndarray) -> RowStat
     return RowStats(mean.astype(np.float32), np.sqrt(var).astype(np.float32))
 
 
+def _unseen_stats(s: np.ndarray, r: np.ndarray, c: np.ndarray, count: np.ndarray) -> RowStats:
+    """Mean and deviation of each row of ``s`` (b, n) over the entries not in the seen pairs
+    ``(r, c)`` (as the dense path's nanmean / nanstd once seen items are masked): two passes over
+    ``s`` (sum, then squared deviations, both in float64), the seen entries' terms subtracted."""
+    b = s.shape[0]
+    cnt = np.maximum(count, 1).astype(np.float64)
+    mean = (s.sum(axis=1, dtype=np.float64) - np.bincount(r, weights=s[r, c], minlength=b)) / cnt
+    dev = s - mean[:, None]  # float64: a float32 sum of 10^4 squares is off by ~1e-5, enough to swap near-ties
+    seen_dev = dev[r, c]
+    var = (np.einsum("ij,ij->i", dev, dev) - np.bincount(r, weights=seen_dev * seen_dev, minlength=b)) / cnt
+    return RowStats(mean.astype(np.float32), np.sqrt(np.maximum(var, 0.0)).astype(np.float32))
+
+
 def _top_k_of_rows(s: np.ndarray, k: int) -> np.ndarray:
     """(b, min(k, n)) positions of the ``k`` largest entries of each row of ``s`` (b, n), unordered;
     -1 where the entry is not finite (a masked seen item)."""
@@ -124,22 +137,29 @@ class EmbeddingSource:
     """
 
     def __init__(self, model: EmbeddingRecommender, users: np.ndarray, rows: sp.csr_matrix,
-                 moments: tuple[np.ndarray, np.ndarray], index=None, transposed: np.ndarray | None = None) -> None:
+                 moments: tuple[np.ndarray, np.ndarray], index=None, transposed: np.ndarray | None = None,
+                 seen: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         known = (users >= 0) & (users < model.n_users_)
         d = model._item_vectors().shape[1]
-        u = np.empty((len(users), d), dtype=np.float32)
-        if known.any():
-            u[known] = model._user_vectors()[users[known]]
-        if not known.all():
+        if known.all():
+            u = model._user_vectors()[users].astype(np.float32, copy=False)
+        else:
+            u = np.empty((len(users), d), dtype=np.float32)
+            if known.any():
+                u[known] = model._user_vectors()[users[known]]
             u[~known] = model._new_user_vectors(rows[np.flatnonzero(~known)])
         self.model, self.u, self.rows, self.moments, self.index = model, u, rows, moments, index
+        self.seen = seen_pairs(rows) if seen is None else seen
         exact = index is None or getattr(index, "kind", None) == "exact"
         #: (b, n_items) float32 score rows, seen items at -inf: exact retrieval's own matmul, kept
         self.scores_ = None
+        self._row_stats: RowStats | None = None
         if exact and len(users) * model.n_items_ <= ROW_CELLS:
-            self.scores_ = u @ (model._item_vectors().T if transposed is None else transposed)
-            r, c = seen_pairs(rows)
-            self.scores_[r, c] = -np.inf
+            s = u @ (model._item_vectors().T if transposed is None else transposed)
+            r, c = self.seen
+            self._row_stats = _unseen_stats(s, r, c, model.n_items_ - np.diff(rows.indptr))
+            s[r, c] = -np.inf
+            self.scores_ = s
 
     def top_k(self, k: int) -> np.ndarray:
         """(b, k) the top-``k`` unseen items per user (-1 pads)."""
@@ -157,19 +177,12 @@ class EmbeddingSource:
         return np.einsum("ij,ij->i", self.u[r], v[c]).astype(np.float32)
 
     def row_stats(self) -> RowStats:
-        if self.scores_ is not None:
-            # over the unseen items, as the dense path's nanmean / nanstd of the finite scores
-            s = self.scores_
-            unseen = ~np.isneginf(s)
-            cnt = np.maximum(unseen.sum(axis=1), 1)
-            mean = np.where(unseen, s, 0.0).sum(axis=1, dtype=np.float64) / cnt
-            dev = np.where(unseen, s - mean[:, None], 0.0)
-            var = np.einsum("ij,ij->i", dev, dev) / cnt
-            return RowStats(mean.astype(np.float32), np.sqrt(var).astype(np.float32))
+        if self._row_stats is not None:
+            return self._row_stats
         s, g = self.moments
         u = self.u.astype(np.float64)
         total, squares = u @ s, np.einsum("bi,ij,bj->b", u, g, u)
-        r, c = seen_pairs(self.rows)
+        r, c = self.seen
         seen = np.einsum("ij,ij->i", u[r], self.model._item_vectors()[c].astype(np.float64))
         b = len(u)
         total -= np.bincount(r, weights=seen, minlength=b)
@@ -180,12 +193,13 @@ class EmbeddingSource:
 class SparseSource:
     """Candidate-only view of a component whose score rows are sparse (item-kNN: history @ S)."""
 
-    def __init__(self, model: Recommender, users: np.ndarray, rows: sp.csr_matrix) -> None:
+    def __init__(self, model: Recommender, users: np.ndarray, rows: sp.csr_matrix,
+                 seen: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         p = sp.csr_matrix(model._matrix(rows) @ model.similarity_, dtype=np.float32)
         p.sort_indices()
         self.n_items = model.n_items_
         # seen items leave the row (the dense path sets them to -inf and excludes them)
-        p.data[np.isin(self._keys(p), _keys_of(*seen_pairs(rows), self.n_items))] = 0.0
+        p.data[np.isin(self._keys(p), _keys_of(*(seen_pairs(rows) if seen is None else seen), self.n_items))] = 0.0
         p.eliminate_zeros()
         self.p, self.rows = p, rows
         self.keys_ = self._keys(p)  # ascending: rows in order, sorted indices within a row
@@ -228,31 +242,42 @@ def _keys_of(r: np.ndarray, c: np.ndarray, n_items: int) -> np.ndarray:
     return np.asarray(r, dtype=np.int64) * n_items + np.asarray(c, dtype=np.int64)
 
 
-def source_for(model: Recommender, users: np.ndarray, rows: sp.csr_matrix, cache: dict, index=None):
+def source_for(model: Recommender, users: np.ndarray, rows: sp.csr_matrix, cache: dict, index=None,
+               seen: tuple[np.ndarray, np.ndarray] | None = None):
     """The candidate-only view of ``model`` for a batch; ``cache`` keeps each embedding model's item
     moments (and its transposed item matrix, :data:`TRANSPOSED_CELLS`) next to the item-vector
-    array they came from, so a refit or a grown catalog (a new array) recomputes them."""
+    array they came from, so a refit or a grown catalog (a new array) recomputes them. ``seen``:
+    :func:`seen_pairs` of ``rows`` when the caller has them (one batch, several components)."""
     if isinstance(model, EmbeddingRecommender):
         vectors = model._item_vectors()
         hit = cache.get(id(model))
         if hit is None or hit[0] is not vectors:
             vt = np.ascontiguousarray(vectors.T) if vectors.size <= TRANSPOSED_CELLS else None
             hit = cache[id(model)] = (vectors, item_moments(vectors), vt)
-        return EmbeddingSource(model, users, rows, hit[1], index, transposed=hit[2])
+        return EmbeddingSource(model, users, rows, hit[1], index, transposed=hit[2], seen=seen)
     if hasattr(model, "similarity_") and hasattr(model, "_matrix"):
-        return SparseSource(model, users, rows)
+        return SparseSource(model, users, rows, seen=seen)
     raise TypeError(f"{type(model).__name__} has no candidate-only scoring")
 
 
-def union_pairs(parts: list[tuple[np.ndarray, np.ndarray]], rows: sp.csr_matrix, n_items: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def union_pairs(parts: list[tuple[np.ndarray, np.ndarray]], rows: sp.csr_matrix, n_items: int,
+                seen: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (batch row, item) pairs of ``parts`` minus the seen ones, row-major and sorted by
-    item within a row (the order of ``np.nonzero`` on a dense candidate mask)."""
+    item within a row (the order of ``np.nonzero`` on a dense candidate mask). Up to
+    :data:`ROW_CELLS` cells that mask is built (a few vectorised writes); above, the pairs' keys
+    are sorted and deduplicated (memory in the number of pairs, not users x items)."""
+    sr, sc = seen_pairs(rows) if seen is None else seen
+    b = rows.shape[0]
+    if b * n_items <= ROW_CELLS:
+        mask = np.zeros((b, n_items), dtype=bool)
+        for r, c in parts:
+            mask[r, c] = True
+        mask[sr, sc] = False
+        return tuple(a.astype(np.int64, copy=False) for a in np.nonzero(mask))
     keys = [r.astype(np.int64) * n_items + c for r, c in parts if len(r)]
     if not keys:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     k = np.unique(np.concatenate(keys))
-    sr, sc = seen_pairs(rows)
     k = k[~np.isin(k, sr * n_items + sc)]
     return k // n_items, k % n_items
 

@@ -27,10 +27,11 @@ class CandidateServing:
 
         cache = self.__dict__.setdefault("_moment_cache", {})
         n_items = self.n_items_
+        seen = sr, sc = cs.seen_pairs(rows)  # once per batch, for every component
         views, picks = [], []
         for name, comp in self._sources(self):
             # each embedding component's top-k from its index when one is attached (None: exact matmul)
-            view = cs.source_for(comp, users, rows, cache, index=current_index(comp, "ip"))
+            view = cs.source_for(comp, users, rows, cache, index=current_index(comp, "ip"), seen=seen)
             k = min(self._n_cand(name.split("_", 1)[0] if name.startswith("content_") else name), n_items)
             picks.append(cs.top_pairs(view.top_k(k)) if k else (np.zeros(0, np.int64),) * 2)
             views.append((name, view))
@@ -40,7 +41,6 @@ class CandidateServing:
             pick = views[names.index(next((n for n in names if n.startswith("content_")), names[-1]))][1]
             rr = np.repeat(np.arange(len(users)), len(cold))
             s = pick.pairs(rr, np.tile(cold, len(users))).reshape(len(users), len(cold))
-            sr, sc = cs.seen_pairs(rows)
             pos = np.searchsorted(cold, sc)
             hit = (pos < len(cold)) & (cold[np.minimum(pos, len(cold) - 1)] == sc)
             s[sr[hit], pos[hit]] = -np.inf
@@ -51,7 +51,7 @@ class CandidateServing:
         pop = self.popular_[:min(self._n_cand("popularity"), n_items)]
         if len(pop):
             picks.append((np.repeat(np.arange(len(users)), len(pop)), np.tile(pop, len(users))))
-        r, c = cs.union_pairs(picks, rows, n_items)
+        r, c = cs.union_pairs(picks, rows, n_items, seen=seen)
         if not len(r):
             return r, c, np.zeros(0, np.float32)
         activity = np.log1p(np.diff(rows.indptr)).astype(np.float32)

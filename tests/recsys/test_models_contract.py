@@ -454,3 +454,21 @@ def test_als_confidence_and_fold_in(data):
     a, _ = m.recommend(5, n=3)
     b, _ = m.recommend(-1, data.matrix[[5]], n=3)
     assert len(set(a) & set(b)) >= 2
+
+
+def test_csr_rows_equals_fancy_row_indexing():
+    """The batch row gather of ``_user_rows``: scipy's ``m[rows]``, repeats, order and empty rows kept."""
+    import scipy.sparse as sp
+
+    from recsys.models.base import csr_rows
+
+    m = sp.random(40, 30, density=0.1, format="lil", dtype=np.float32, random_state=1)
+    m[7, :] = 0  # an empty row
+    m = m.tocsr()
+    assert m[7].nnz == 0
+    for rows in ([3, 0, 39, 3, 7], [7], []):
+        got, want = csr_rows(m, np.asarray(rows, dtype=np.int64)), m[np.asarray(rows, dtype=np.int64)]
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
