@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_serving import start_server, stop_server
     from http_load import load as light_load
     from http_load import tree_cpu_seconds as _tree_cpu_seconds
+    from hostspeed import describe, probe
 
     from serving.bundle import load_bundle
     from serving.metrics import parse_exposition, route_summary
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                   "recommendations": lambda k: [f"/users/{u}/recommendations?n=10" for u in rng.choice(users, k)],
                   "search": searches}
         load_before = os.getloadavg()
+        host_before = probe()
         proc, url = start_server(bundle, ("--workers", str(args.workers)))
         try:
             for make in routes.values():  # warm-up
@@ -183,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_server(proc)
     load_after = os.getloadavg()
+    host_after = probe()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"    machine: {cores} cores, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after (other "
           f"processes included); the client ({args.client}, asyncio, 1 process) shares the cores with the server")
+    print(f"    {describe(host_before)} before; numpy {host_after['numpy_ms']:.1f} ms, python "
+          f"{host_after['python_ms']:.1f} ms after")
     print(f"    load: {args.concurrency} requests in flight (closed loop), server {args.workers} worker "
           f"process{'es' if args.workers > 1 else ''}")
     print(f"    {'route':<38}{'requests':>9}{'errors':>7}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'server p99':>11}"

@@ -8,7 +8,8 @@
     request batching (``serving/batching.py``) are printed too. Throughput and
     p50/p99 latency of ``GET /users/{id}/recommendations?n=10`` (random known users) next to
     ``GET /health`` (the cost of HTTP + FastAPI alone), in alternating rounds so drift in machine
-    load hits both. Client-side latencies include the client; the server's own quantiles (from
+    load hits both; ``bench/hostspeed.py``'s probe is printed before and after (a latency depends
+    on the host's state, which varied ~2x within hours on the shared machine). Client-side latencies include the client; the server's own quantiles (from
     its /metrics latency histogram) are printed beside them. Targets: recommendations throughput
     >= 50% of /health, p99 <= 25 ms, 0 errors. An ALS bundle on TikTok, and a hybrid bundle with ``--hybrid``
     (fitted here, minutes, or ``--hybrid DIR`` for a saved one).
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(a) HTTP load on loopback, {name}: {n_requests} requests per route, {args.concurrency} in flight, "
               f"4 alternating rounds, avrec serve ({args.workers} worker(s)), {args.client} client; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        from hostspeed import describe, probe
+
+        print("    " + describe(probe()) + ", before the load", flush=True)
         http = dict(client=args.client, workers=args.workers)
         results = {}
         if not (args.skip_als and args.hybrid):
@@ -292,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                       else Path(args.hybrid))
             results["hybrid"] = bench_http(hybrid, n_requests, args.concurrency, 4, args.max_seconds, **http)
             print_http("hybrid bundle", results["hybrid"])
+        print("    " + describe(probe()) + ", after the load", flush=True)
         b = bench_batch(als, tmp, repeats)
         print(f"(b) top-100 lists of {b['users']} users x {b['items']} items ({b['rows']} rows, Parquet) "
               f"from the ALS bundle")
