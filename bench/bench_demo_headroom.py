@@ -33,10 +33,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: (alpha, penalty) pairs the item oracle chooses from on val
-ORACLE_GRID = [(a, r) for a in (3.0, 10.0, 30.0, 100.0) for r in (0.1, 1.0, 10.0)]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", default=str(ROOT / "data" / "cache"), help="demo catalog cache (avrec demo's)")
@@ -53,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.models import make_model
     from recsys.split import temporal_split
     from recsys.synthetic import ensure_demo_catalog
-    from recsys.synthetic.oracle import ItemOracle, TruthOracle
+    from recsys.synthetic.oracle import TruthOracle, fit_item_oracle
 
     cat = ensure_demo_catalog(args.cache)
     truth = json.loads(Path(cat.truth).read_text())
@@ -79,14 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"(no features at {feats}: run `make demo` for the hybrid row)")
     # the item oracle's two settings are chosen on val recall@20 (val has no new item)
-    best, best_val = None, -1.0
-    for a, r in ORACLE_GRID:
-        m = ItemOracle(str(cat.truth), alpha=a, regularization=r).fit(split.train)
-        v = evaluate(m, split.train, split.val, ks=(20,), auc=False, segments=False).segments["all"]["recall@20"]
-        if v > best_val:
-            best, best_val = (a, r), v
-    run(f"item oracle (alpha {best[0]:g}, penalty {best[1]:g}, chosen on val)",
-        ItemOracle(str(cat.truth), alpha=best[0], regularization=best[1]))
+    best = fit_item_oracle(cat.truth, split.train, split.val)
+    run(f"item oracle (alpha {best.alpha:g}, penalty {best.regularization:g}, chosen on val)", best)
     run("truth oracle", TruthOracle(str(cat.truth)))
 
     als_warm = rows[0][1]["warm"]["recall@20"]

@@ -14,8 +14,8 @@ possible at all:
   confidence ``1 + alpha`` on observed items). It bounds what *content* can add: no media
   feature knows more about an item than its true attributes.
 
-Neither is a recommender for real data; they are registered nowhere and exist for
-``bench/bench_demo_headroom.py`` and the README's demo section.
+Neither is a recommender for real data; they are registered nowhere and exist for ``avrec
+demo``'s reference line, ``bench/bench_demo_headroom.py`` and the README's demo section.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError, DataError
 from recsys.models.base import Recommender
 from recsys.synthetic.world import affinity_terms
@@ -149,3 +150,22 @@ class ItemOracle(Recommender):
 
     def _score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", self.user_vectors_[users], self.attributes_[items]).astype(np.float32)
+
+
+#: (alpha, regularization) pairs :func:`fit_item_oracle` chooses from
+ITEM_ORACLE_GRID = tuple((a, r) for a in (3.0, 10.0, 30.0, 100.0) for r in (0.1, 1.0, 10.0))
+
+
+def fit_item_oracle(truth_path: str | Path, train: Interactions, val: Interactions,
+                    grid: tuple[tuple[float, float], ...] = ITEM_ORACLE_GRID, k: int = 20) -> ItemOracle:
+    """The :class:`ItemOracle` fitted on ``train`` whose ``(alpha, regularization)`` in ``grid``
+    gives the highest recall@``k`` on ``val`` (val only chooses; no val label is learned from)."""
+    from recsys.evaluation import evaluate
+
+    best, best_recall = None, -1.0
+    for alpha, reg in grid:
+        m = ItemOracle(str(truth_path), alpha=alpha, regularization=reg).fit(train)
+        recall = evaluate(m, train, val, ks=(k,), auc=False, segments=False).segments["all"][f"recall@{k}"]
+        if recall > best_recall:
+            best, best_recall = m, recall
+    return best

@@ -96,3 +96,16 @@ def test_unknown_ids_and_bad_settings(truth_path, tmp_path):
         TruthOracle(str(tmp_path / "none.json")).fit(other)
     with pytest.raises(ConfigError, match="alpha > 0"):
         ItemOracle(truth_path, alpha=0.0).fit(other)
+
+
+def test_fit_item_oracle_chooses_on_val(truth_path, log):
+    from recsys.evaluation import evaluate
+    from recsys.synthetic.oracle import fit_item_oracle
+
+    val = Interactions.from_arrays(["a", "b", "c"], ["i2", "i3", "i1"], user_ids=log.user_ids, item_ids=log.item_ids)
+    grid = ((0.1, 100.0), (1.0, 0.1))  # a penalty of 100 flattens every user: recall@1 0 against 1/3
+    got = fit_item_oracle(truth_path, log, val, grid=grid, k=1)
+    recalls = [evaluate(ItemOracle(truth_path, alpha=a, regularization=r).fit(log), log, val, ks=(1,), auc=False,
+                        segments=False).segments["all"]["recall@1"] for a, r in grid]
+    assert recalls[0] < recalls[1]
+    assert (got.alpha, got.regularization) == grid[1]
