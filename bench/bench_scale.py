@@ -143,7 +143,9 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
     replacement** from their own mixture ``(1 - taste_share) * popularity + taste_share *
     popularity within the favourite clusters``, exactly (Gumbel top-k over every item, users in
     blocks), so the heaviest users reach their count without a uniform fallback flattening the
-    tail.
+    tail. Times: each user is active in a window (log-normal length, median a month, stretched
+    until enough items are out) and draws only items released before it ends, each at a uniform
+    time in the window after the item's release; a temporal split therefore has new items.
 
     Returns
     -------
@@ -174,8 +176,12 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
     fav = np.argsort(rng.random((n_users, n_clusters)), axis=1)[:, :3]  # three distinct clusters
     taste = np.zeros((n_users, n_clusters), dtype=np.float32)
     np.put_along_axis(taste, fav, rng.dirichlet([2.0, 1.0, 0.5], n_users).astype(np.float32), axis=1)
+    # active windows: a start over 20 years and a log-normal length (median a month), stretched
+    # where needed so that twice the user's count of items is released before the window ends
+    end = START + 20 * YEAR
     u_start = START + (rng.random(n_users) * 20 * YEAR).astype(np.int64)
-    u_span = np.minimum(rng.lognormal(np.log(30 * 86_400), 2.0, n_users), 5 * YEAR).astype(np.int64)
+    u_end = u_start + np.minimum(rng.lognormal(np.log(30 * 86_400), 2.0, n_users), 5 * YEAR).astype(np.int64)
+    u_end = np.minimum(np.maximum(u_end, np.sort(release)[np.minimum(2 * count, n_items - 1)]), end)
 
     # Gumbel top-k: the count[u] largest log p_u(i) + Gumbel noise are a draw without replacement
     # from p_u. Users go in blocks of similar counts (sorted), about 32M cells a block.
@@ -188,6 +194,7 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
         users = by_count[s : s + block]
         k = count[users]
         keys = np.log(base + taste[users][:, cluster] * within)
+        keys[release[None, :] > u_end[users][:, None]] = -np.inf  # not yet released in the window
         u01 = rng.random(keys.shape, dtype=np.float32)
         keys -= np.log(-np.log(np.maximum(u01, np.float32(1e-30))))  # + Gumbel(0, 1)
         kmax = int(k.max())
@@ -202,9 +209,8 @@ def generate_log(scale: float = 1.0, seed: int = 0, n_clusters: int = 20, zipf: 
     have_i = np.concatenate(parts_i).astype(np.int64)
     del parts_u, parts_i
     nnz = len(have_u)
-    t_user = u_start[have_u] + (rng.random(nnz) * u_span[have_u]).astype(np.int64)
-    t_item = release[have_i] + rng.exponential(60 * 86_400, nnz).astype(np.int64)
-    ts = np.minimum(np.maximum(t_user, t_item), START + 20 * YEAR)
+    lo = np.maximum(u_start[have_u], release[have_i])  # within the window, after the release
+    ts = lo + (rng.random(nnz) * (u_end[have_u] - lo)).astype(np.int64)
     liked = taste[have_u, cluster[have_i]] > 0.2
     stars = 3.3 + 0.6 * liked + 0.3 * np.log10(pop[have_i] / pop.max() * n_items) / np.log10(n_items) \
         + rng.normal(0, 0.9, nnz)

@@ -12,6 +12,9 @@ from recsys.data.interactions import Interactions
 from recsys.errors import ConfigError
 from recsys.models.base import Recommender
 
+#: rows per written block (a Parquet row group): about 24 MB of lists in memory at a time
+ROWS_PER_BLOCK = 1 << 20
+
 
 def recommend_all(
     model: Recommender,
@@ -143,10 +146,6 @@ def write_recommendations(
         tmp.unlink(missing_ok=True)
         raise
     return out, time.perf_counter() - t0
-
-
-#: rows per written block (Parquet row group): ~24 MB of lists in memory at a time
-ROWS_PER_BLOCK = 1 << 20
 
 
 class _BlockWriter:
