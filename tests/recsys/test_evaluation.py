@@ -307,3 +307,25 @@ def test_shared_auc_pass_equals_auc_counts_per_segment_with_ties_and_infinities(
             want = M.auc_counts(scores, M.restrict_columns(rel, keep), (excl + other).tocsr())
         for g, w in zip(got[s], want):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("levels", [3, 50, None], ids=["tie-heavy", "some-ties", "continuous"])
+def test_lists_from_the_deep_ranking_equal_the_masked_cut(levels):
+    """The evaluator's lists (all, warm-only, cold-only) come from one ranking twice as deep; each
+    must equal top_n over the masked row, tied items at the cut included (the Spark evaluator cuts
+    that way)."""
+    from recsys.evaluation import _cut_from_deep
+    from recsys.models.base import top_n
+
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        b, n_items, n = 12, int(rng.integers(5, 60)), int(rng.integers(1, 8))
+        scores = (rng.integers(0, levels, (b, n_items)) if levels else rng.standard_normal((b, n_items)))
+        scores = scores.astype(np.float32)
+        scores[rng.random((b, n_items)) < rng.uniform(0, 0.7)] = -np.inf  # seen items
+        depth = min(n_items, 2 * n)
+        deep_idx, deep_val = top_n(scores, depth)
+        for keep in (None, rng.random(n_items) < 0.8, rng.random(n_items) < 0.15):
+            want = top_n(scores if keep is None else np.where(keep[None, :], scores, -np.inf), n)[0]
+            np.testing.assert_array_equal(_cut_from_deep(deep_idx, deep_val, scores, keep, n), want,
+                                          err_msg=f"trial {trial}")
