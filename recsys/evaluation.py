@@ -159,14 +159,11 @@ def evaluate(
             if roc_negatives:
                 _sample_roc(scores, rel_all, excl, roc_negatives, rng, roc_pos, roc_neg)
         mask_seen(scores, excl)
-        # one ranking twice as deep serves every list; each equals the cut at kmax over the
-        # (masked) row that the Spark evaluator makes, ties included (see _cut_from_deep)
-        deep_idx, deep_val = top_n(scores, depth)
-        ranked = _cut_from_deep(deep_idx, deep_val, scores, None, kmax)
+        cut = _segment_lists(scores, {"all": None, **restricted}, kmax, depth)
+        ranked = cut["all"]
         all_lists.append(ranked)
         lists = {s: ranked for s in seg_keep}
-        for s, keep in restricted.items():
-            lists[s] = _cut_from_deep(deep_idx, deep_val, scores, keep, kmax)
+        lists.update({s: cut[s] for s in restricted})
         for s, keep in {**seg_keep, **restricted}.items():
             rel = rel_all if keep is None else M.restrict_columns(rel_all, keep)
             ranked = lists[s]
@@ -304,6 +301,33 @@ def _search_rows(flat: np.ndarray, starts: np.ndarray, values: np.ndarray, lengt
         first = np.where(go, mid + 1, first)
         count = np.where(go, count - step - 1, step)
     return first
+
+
+def _segment_lists(scores: np.ndarray, keeps: dict[str, np.ndarray | None], n: int, depth: int
+                   ) -> dict[str, np.ndarray]:
+    """``{name: (b, n) top_n(np.where(keep, scores, -inf), n)[0]}`` for each item mask (None: every
+    item) of one batch, ``scores`` with seen items at -inf.
+
+    One ranking ``depth`` deep serves every mask (:func:`_cut_from_deep`). Rows whose scores are
+    all equal (a user without training items: ALS scores every item 0; on a temporal split most
+    test users) are only ties, which the deep ranking never settles: they are cut per mask
+    directly, without it.
+    """
+    b = scores.shape[0]
+    flat = scores.max(axis=1) == scores.min(axis=1)  # no seen item (no -inf) and one value
+    out = {name: np.empty((b, n), dtype=np.int64) for name in keeps}
+    rest = np.flatnonzero(~flat)
+    if len(rest):
+        sub = scores if len(rest) == b else scores[rest]
+        deep_idx, deep_val = top_n(sub, depth)
+        for name, keep in keeps.items():
+            out[name][rest] = _cut_from_deep(deep_idx, deep_val, sub, keep, n)
+    same = np.flatnonzero(flat)
+    if len(same):
+        sub = scores[same]
+        for name, keep in keeps.items():
+            out[name][same] = top_n(sub if keep is None else np.where(keep[None, :], sub, -np.inf), n)[0]
+    return out
 
 
 def _cut_from_deep(deep_idx: np.ndarray, deep_val: np.ndarray, scores: np.ndarray, keep: np.ndarray | None,

@@ -329,3 +329,21 @@ def test_lists_from_the_deep_ranking_equal_the_masked_cut(levels):
             want = top_n(scores if keep is None else np.where(keep[None, :], scores, -np.inf), n)[0]
             np.testing.assert_array_equal(_cut_from_deep(deep_idx, deep_val, scores, keep, n), want,
                                           err_msg=f"trial {trial}")
+
+
+def test_segment_lists_with_rows_of_one_value():
+    """Rows whose scores are all equal (users without training items under ALS) skip the deep
+    ranking; every list still equals the masked cut."""
+    from recsys.evaluation import _segment_lists
+    from recsys.models.base import top_n
+
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((10, 40)).astype(np.float32)
+    scores[[1, 4, 5]] = 0.0  # one value, no seen item
+    scores[7, :] = 2.0
+    scores[7, 3] = -np.inf  # one value and a seen item: not "flat", goes through the deep ranking
+    keeps = {"all": None, "warm": rng.random(40) < 0.7, "cold": rng.random(40) < 0.2}
+    got = _segment_lists(scores, keeps, 5, 10)
+    for name, keep in keeps.items():
+        want = top_n(scores if keep is None else np.where(keep[None, :], scores, -np.inf), 5)[0]
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
