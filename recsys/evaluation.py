@@ -308,10 +308,12 @@ def _segment_lists(scores: np.ndarray, keeps: dict[str, np.ndarray | None], n: i
     """``{name: (b, n) top_n(np.where(keep, scores, -inf), n)[0]}`` for each item mask (None: every
     item) of one batch, ``scores`` with seen items at -inf.
 
-    One ranking ``depth`` deep serves every mask (:func:`_cut_from_deep`). Rows whose scores are
-    all equal (a user without training items: ALS scores every item 0; on a temporal split most
-    test users) are only ties, which the deep ranking never settles: they are cut per mask
-    directly, without it.
+    One ranking ``depth`` deep serves every mask (:func:`_cut_from_deep`), except a mask of at
+    most ``depth`` items (the cold items, usually), ranked over its own columns: that ranking
+    lists every item of the mask, so it settles even rows whose items tie at the cut when they
+    hold at most ``n`` unseen ones. Rows whose scores are all equal (a user without training
+    items: ALS scores every item 0; on a temporal split most test users) are only ties, which no
+    ranking settles: they are cut per mask directly.
     """
     b = scores.shape[0]
     flat = scores.max(axis=1) == scores.min(axis=1)  # no seen item (no -inf) and one value
@@ -319,9 +321,18 @@ def _segment_lists(scores: np.ndarray, keeps: dict[str, np.ndarray | None], n: i
     rest = np.flatnonzero(~flat)
     if len(rest):
         sub = scores if len(rest) == b else scores[rest]
-        deep_idx, deep_val = top_n(sub, depth)
+        deep = None
         for name, keep in keeps.items():
-            out[name][rest] = _cut_from_deep(deep_idx, deep_val, sub, keep, n)
+            cols = None if keep is None else np.flatnonzero(keep)
+            if cols is not None and len(cols) <= depth:
+                idx, val = top_n(sub[:, cols], len(cols)) if len(cols) else (np.zeros((len(rest), 0), np.int64),
+                                                                             np.zeros((len(rest), 0), np.float32))
+                out[name][rest] = _cut_from_deep(np.where(idx >= 0, cols[np.maximum(idx, 0)], -1), val, sub, keep,
+                                                 n, complete=True)
+                continue
+            if deep is None:
+                deep = top_n(sub, depth)
+            out[name][rest] = _cut_from_deep(*deep, sub, keep, n, complete=depth >= sub.shape[1])
     same = np.flatnonzero(flat)
     if len(same):
         sub = scores[same]
@@ -331,7 +342,7 @@ def _segment_lists(scores: np.ndarray, keeps: dict[str, np.ndarray | None], n: i
 
 
 def _cut_from_deep(deep_idx: np.ndarray, deep_val: np.ndarray, scores: np.ndarray, keep: np.ndarray | None,
-                   n: int) -> np.ndarray:
+                   n: int, complete: bool = False) -> np.ndarray:
     """(b, n) ``top_n(np.where(keep, scores, -inf), n)[0]`` (``keep`` None: every item), read from
     deeper lists of the same rows.
 
@@ -347,9 +358,12 @@ def _cut_from_deep(deep_idx: np.ndarray, deep_val: np.ndarray, scores: np.ndarra
 
     Parameters
     ----------
-    deep_idx, deep_val : (b, m) from ``top_n(scores, m)``, ``m > n``
+    deep_idx, deep_val : (b, m) from ``top_n(scores, m)``, ``m > n`` (or from the columns of
+        ``keep`` alone, item indices mapped back, -1 padding)
     scores : (b, n_items) float32, seen items at -inf
     keep : (n_items,) bool or None
+    complete : bool
+        ``deep`` lists every item ``keep`` holds (a ranking over its columns alone).
     """
     b, m = deep_idx.shape
     ok = np.isfinite(deep_val) & (deep_idx >= 0)
@@ -364,7 +378,7 @@ def _cut_from_deep(deep_idx: np.ndarray, deep_val: np.ndarray, scores: np.ndarra
     nth = np.full((b, 2), -np.inf)
     r, c = np.nonzero(ok & (slot >= n - 1) & (slot <= n))
     nth[r, slot[r, c] - (n - 1)] = deep_val[r, c]
-    if m == scores.shape[1]:
+    if complete or m == scores.shape[1]:
         every_finite_listed = np.ones(b, dtype=bool)
     else:  # a -inf at the end of a list means the row ran out of finite items before it
         every_finite_listed = ~np.isfinite(deep_val[:, -1])

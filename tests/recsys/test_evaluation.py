@@ -347,3 +347,27 @@ def test_segment_lists_with_rows_of_one_value():
     for name, keep in keeps.items():
         want = top_n(scores if keep is None else np.where(keep[None, :], scores, -np.inf), 5)[0]
         np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+@pytest.mark.parametrize("levels", [2, 4, None], ids=["tie-heavy", "ties", "continuous"])
+def test_segment_lists_equal_the_masked_cut(levels):
+    """Every list of _segment_lists, through the deep ranking or a small mask's own columns (at
+    most ``depth`` items), equals top_n over the masked row, ties at the cut included."""
+    from recsys.evaluation import _segment_lists
+    from recsys.models.base import top_n
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        b, n_items, n = 9, int(rng.integers(4, 70)), int(rng.integers(1, 8))
+        scores = (rng.integers(0, levels, (b, n_items)) if levels else rng.standard_normal((b, n_items)))
+        scores = scores.astype(np.float32)
+        scores[rng.random((b, n_items)) < rng.uniform(0, 0.6)] = -np.inf
+        scores[0] = 1.0  # a row of one value
+        depth = min(n_items, 2 * n)
+        keeps = {"all": None, "big": rng.random(n_items) < 0.8,
+                 "small": np.isin(np.arange(n_items), rng.choice(n_items, min(n_items, int(rng.integers(0, depth + 1))),
+                                                                    replace=False))}
+        got = _segment_lists(scores, keeps, n, depth)
+        for name, keep in keeps.items():
+            want = top_n(scores if keep is None else np.where(keep[None, :], scores, -np.inf), n)[0]
+            np.testing.assert_array_equal(got[name], want, err_msg=f"trial {trial} {name}")
