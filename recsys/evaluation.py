@@ -332,7 +332,7 @@ def _segment_lists(scores: np.ndarray, keeps: dict[str, np.ndarray | None], n: i
                 continue
             if deep is None:
                 deep = top_n(sub, depth)
-            out[name][rest] = _cut_from_deep(*deep, sub, keep, n, complete=depth >= sub.shape[1])
+            out[name][rest] = _cut_from_deep(*deep, sub, keep, n)
     same = np.flatnonzero(flat)
     if len(same):
         sub = scores[same]

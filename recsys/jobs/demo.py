@@ -78,6 +78,19 @@ def check_demo(cache_dir: Path, out_dir: Path, n_items: int = 300, n_users: int 
     checks.at_least(ssl_epochs, "--ssl-epochs", 1)
 
 
+def demo_split(cat):
+    """``(log, split)`` of a demo catalog (:class:`~recsys.synthetic.DemoCatalog`) as ``avrec demo``
+    evaluates it: test = every interaction after the truth's ``train_end``, validation = the last
+    tenth of the training period (for tuning), train = the rest."""
+    from recsys.data.loaders import read_log
+    from recsys.split import temporal_split
+
+    x = read_log(cat.interactions, user="user_id", item="item_id", timestamp="timestamp", weight="weight")
+    train_end = float(cat.read_truth()["train_end"])
+    t = x.timestamps
+    return x, temporal_split(x, cut=train_end, val_cut=float(np.quantile(t[t < train_end], 0.9)))
+
+
 def run_demo(
     cache_dir: Path,
     out_dir: Path,
@@ -99,9 +112,7 @@ def run_demo(
         What :func:`check_demo` refuses, before anything is generated.
     """
     from recsys import report
-    from recsys.data.loaders import read_log
     from recsys.evaluation import evaluate
-    from recsys.split import temporal_split
     from recsys.synthetic import ensure_demo_catalog
 
     check_demo(cache_dir, out_dir, n_items, n_users, workers, ssl_epochs)
@@ -113,17 +124,11 @@ def run_demo(
 
     step("1. demo catalog (real H.264/AAC MP4 files)")
     cat = ensure_demo_catalog(cache_dir, n_items=n_items, n_users=n_users, seed=seed, workers=workers)
-    truth = json.loads(Path(cat.truth).read_text())
     summary["catalog"] = str(cat.root)
     step.done(f"{n_items} items, {n_users} users at {cat.root}")
 
     step("2. interactions and temporal split")
-    x = read_log(cat.interactions, user="user_id", item="item_id", timestamp="timestamp", weight="weight")
-    train_end = float(truth["train_end"])
-    # validation = the last tenth of the training period, for tuning; test = after train_end
-    t = x.timestamps
-    val_cut = float(np.quantile(t[t < train_end], 0.9))
-    split = temporal_split(x, cut=train_end, val_cut=val_cut)
+    x, split = demo_split(cat)
     info = split.summary()
     summary["split"] = info
     step.done(f"{x}; train {info['train']['interactions']}, val {info['val']['interactions']}, "

@@ -396,14 +396,12 @@ class Recommender(abc.ABC):
                 return self.train_.matrix[int(users[0]) : int(users[0]) + 1]
             if known.all():  # a batch of known users (serving's batches): gather the CSR rows directly
                 return csr_rows(self.train_.matrix, users)
-            rows = self.train_.matrix[np.where(known, users, 0)]
-            if not known.all():  # unknown users without a history: empty rows
-                rows = rows.tolil()
-                for r in np.flatnonzero(~known):
-                    rows.rows[r] = []
-                    rows.data[r] = []
-                rows = rows.tocsr()
-            return rows
+            # unknown users without a history: empty rows
+            rows = self.train_.matrix[np.where(known, users, 0)].tolil()
+            for r in np.flatnonzero(~known):
+                rows.rows[r] = []
+                rows.data[r] = []
+            return rows.tocsr()
         # rows built by recommend() are already float32 CSR: do not rebuild (and re-check) them
         rows = user_items if isinstance(user_items, sp.csr_matrix) and user_items.dtype == np.float32 \
             else sp.csr_matrix(user_items, dtype=np.float32)
